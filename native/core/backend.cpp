@@ -1,0 +1,85 @@
+// The C ABI entry points: backend creation by name, and validated kernel dispatch.
+#include <cstring>
+#include <new>
+
+#include "../cpu/cpu-backend.h"
+#include "error.h"
+#include "latentkv.h"
+#include "validate.h"
+
+struct lkv_backend {
+  const lkv_backend_vtable* vtable;
+  void* ctx;
+};
+
+extern "C" {
+
+lkv_status lkv_backend_create(const char* name, const lkv_backend_options* options,
+                              lkv_backend** out, lkv_error* err) {
+  if (!out) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "out must not be NULL");
+  *out = nullptr;
+  lkv_backend_options opts{LKV_CPU_ISA_AUTO, 0};
+  if (options) opts = *options;
+  const char* n = name ? name : "cpu";
+  const lkv_backend_vtable* vtable = nullptr;
+  void* ctx = nullptr;
+  lkv_status s;
+  if (std::strcmp(n, "cpu") == 0) {
+    s = lkv::cpu::create_cpu_backend(opts, &vtable, &ctx, err);
+  } else if (std::strcmp(n, "cuda") == 0 || std::strcmp(n, "cann") == 0) {
+    return lkv::fail(err, LKV_ERR_BACKEND_UNAVAILABLE,
+                     "backend '%s' is not compiled into this library (it has: cpu)", n);
+  } else {
+    return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT,
+                     "unknown backend '%s'; valid names are cpu, cuda, cann", n);
+  }
+  if (s != LKV_OK) return s;
+  if (vtable->api_version != LKV_API_VERSION) {
+    vtable->destroy(ctx);
+    return lkv::fail(err, LKV_ERR_INTERNAL, "backend '%s' was built for API %d, expected %d", n,
+                     vtable->api_version, LKV_API_VERSION);
+  }
+  auto* b = new (std::nothrow) lkv_backend{vtable, ctx};
+  if (!b) {
+    vtable->destroy(ctx);
+    return lkv::fail(err, LKV_ERR_OUT_OF_MEMORY, "could not allocate the backend handle");
+  }
+  *out = b;
+  return lkv::ok(err);
+}
+
+void lkv_backend_free(lkv_backend* backend) {
+  if (!backend) return;
+  backend->vtable->destroy(backend->ctx);
+  delete backend;
+}
+
+lkv_status lkv_backend_get_info(const lkv_backend* backend, lkv_backend_info* out) {
+  if (!backend || !out) return LKV_ERR_INVALID_ARGUMENT;
+  return backend->vtable->get_info(backend->ctx, out);
+}
+
+lkv_status lkv_mla_decode(lkv_backend* backend, const lkv_mla_decode_params* p, lkv_error* err) {
+  if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
+  const lkv_status s = lkv::validate(*p, err);
+  if (s != LKV_OK) return s;
+  if (!backend->vtable->mla_decode) {
+    return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no mla_decode", backend->vtable->name);
+  }
+  return backend->vtable->mla_decode(backend->ctx, p, err);
+}
+
+lkv_status lkv_mla_project_append(lkv_backend* backend, const lkv_mla_project_append_params* p,
+                                  lkv_error* err) {
+  if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
+  const lkv_status s = lkv::validate(*p, err);
+  if (s != LKV_OK) return s;
+  if (p->num_tokens == 0) return lkv::ok(err);
+  if (!backend->vtable->mla_project_append) {
+    return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no mla_project_append",
+                     backend->vtable->name);
+  }
+  return backend->vtable->mla_project_append(backend->ctx, p, err);
+}
+
+}  // extern "C"

@@ -1,0 +1,137 @@
+#include "validate.h"
+
+#include <cmath>
+
+#include "cache-layout.h"
+#include "error.h"
+#include "rope.h"
+
+namespace lkv {
+namespace {
+
+lkv_status check_cache_dims(int32_t kv_lora_rank, int32_t rope_dim, int32_t rope_heads,
+                            int32_t block_size, int32_t num_blocks, lkv_dtype cache_dtype,
+                            lkv_error* err) {
+  if (kv_lora_rank < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "kv_lora_rank must be >= 1, got %d", kv_lora_rank);
+  }
+  if (rope_dim < 0 || rope_dim % 2 != 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "rope_dim must be even and >= 0, got %d", rope_dim);
+  }
+  if (rope_heads < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "rope_heads must be >= 1, got %d", rope_heads);
+  }
+  if (block_size < 1 || block_size > kMaxBlockSize) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "block_size must be in 1..%d, got %d",
+                kMaxBlockSize, block_size);
+  }
+  if (num_blocks < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "num_blocks must be >= 1, got %d", num_blocks);
+  }
+  if (lkv_dtype_size(cache_dtype) == 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "cache_dtype must be f32, f16, bf16, int8 or fp8_e4m3 (0..4), got %d",
+                static_cast<int>(cache_dtype));
+  }
+  return LKV_OK;
+}
+
+}  // namespace
+
+lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err) {
+  if (p.batch < 1 || p.q_len < 1 || p.num_heads < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "batch, q_len and num_heads must be >= 1, got %d, %d, %d", p.batch, p.q_len,
+                p.num_heads);
+  }
+  lkv_status s = check_cache_dims(p.kv_lora_rank, p.rope_dim, p.rope_heads, p.block_size,
+                                  p.num_blocks, p.cache_dtype, err);
+  if (s != LKV_OK) return s;
+  if (p.num_heads % p.rope_heads != 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "rope_heads (%d) must divide num_heads (%d)",
+                p.rope_heads, p.num_heads);
+  }
+  if (p.max_blocks_per_seq < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "max_blocks_per_seq must be >= 1, got %d",
+                p.max_blocks_per_seq);
+  }
+  if (!std::isfinite(p.softmax_scale)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "softmax_scale must be finite, got %g",
+                p.softmax_scale);
+  }
+  if (!p.q_latent || !p.cache || !p.block_table || !p.seq_lens || !p.out ||
+      (p.rope_dim > 0 && !p.q_rope)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "q_latent, cache, block_table, seq_lens, out (and q_rope when rope_dim > 0) "
+                "must not be NULL");
+  }
+  const int64_t capacity = static_cast<int64_t>(p.max_blocks_per_seq) * p.block_size;
+  for (int32_t b = 0; b < p.batch; ++b) {
+    const int32_t len = p.seq_lens[b];
+    if (len < 0 || len > capacity) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                  "seq_lens[%d] = %d is outside 0..%lld (max_blocks_per_seq %d x block_size %d)",
+                  b, len, static_cast<long long>(capacity), p.max_blocks_per_seq, p.block_size);
+    }
+    const int32_t used = (len + p.block_size - 1) / p.block_size;
+    const int32_t* row = p.block_table + static_cast<int64_t>(b) * p.max_blocks_per_seq;
+    for (int32_t i = 0; i < used; ++i) {
+      if (row[i] < 0 || row[i] >= p.num_blocks) {
+        return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                    "block_table[%d][%d] = %d is outside 0..%d, and sequence %d of length %d "
+                    "uses that block",
+                    b, i, row[i], p.num_blocks - 1, b, len);
+      }
+    }
+  }
+  return ok(err);
+}
+
+lkv_status validate(const lkv_mla_project_append_params& p, lkv_error* err) {
+  if (p.num_tokens < 0 || p.hidden_size < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "num_tokens must be >= 0 and hidden_size >= 1, got %d and %d", p.num_tokens,
+                p.hidden_size);
+  }
+  lkv_status s = check_cache_dims(p.kv_lora_rank, p.rope_dim, p.rope_heads, p.block_size,
+                                  p.num_blocks, p.cache_dtype, err);
+  if (s != LKV_OK) return s;
+  if (p.weight_dtype != LKV_DTYPE_F32 && p.weight_dtype != LKV_DTYPE_F16 &&
+      p.weight_dtype != LKV_DTYPE_BF16) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "weight_dtype must be f32, f16 or bf16, got %d",
+                static_cast<int>(p.weight_dtype));
+  }
+  if (p.norm_weight && !(std::isfinite(p.norm_eps) && p.norm_eps >= 0.0f)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "norm_eps must be finite and >= 0, got %g",
+                p.norm_eps);
+  }
+  s = validate_rope(p.rope, p.rope_dim, err);
+  if (s != LKV_OK) return s;
+  if (p.num_tokens == 0) return ok(err);
+  if (!p.hidden || !p.w_kv_a || !p.positions || !p.slot_mapping || !p.cache) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "hidden, w_kv_a, positions, slot_mapping and cache must not be NULL");
+  }
+  const int64_t slots = static_cast<int64_t>(p.num_blocks) * p.block_size;
+  for (int32_t t = 0; t < p.num_tokens; ++t) {
+    if (p.slot_mapping[t] >= slots) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                  "slot_mapping[%d] = %lld is outside the cache's %lld slots (negative skips)", t,
+                  static_cast<long long>(p.slot_mapping[t]), static_cast<long long>(slots));
+    }
+    if (p.positions[t] < 0) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT, "positions[%d] = %d must be >= 0", t,
+                  p.positions[t]);
+    }
+    for (int32_t u = 0; u < t; ++u) {
+      if (p.slot_mapping[t] >= 0 && p.slot_mapping[u] == p.slot_mapping[t]) {
+        return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                    "slot_mapping[%d] and slot_mapping[%d] both write slot %lld", u, t,
+                    static_cast<long long>(p.slot_mapping[t]));
+      }
+    }
+  }
+  return ok(err);
+}
+
+}  // namespace lkv

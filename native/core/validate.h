@@ -1,0 +1,17 @@
+// Contract checks for the kernel params structs, run once by the dispatcher before any
+// backend sees the params, so kernels may assume valid input.
+#ifndef LATENTKV_CORE_VALIDATE_H_
+#define LATENTKV_CORE_VALIDATE_H_
+
+#include "latentkv.h"
+
+namespace lkv {
+
+constexpr int32_t kMaxBlockSize = 256;
+
+lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err);
+lkv_status validate(const lkv_mla_project_append_params& p, lkv_error* err);
+
+}  // namespace lkv
+
+#endif  // LATENTKV_CORE_VALIDATE_H_

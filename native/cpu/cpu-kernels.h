@@ -1,0 +1,28 @@
+// The CPU backend's per-ISA kernel table. Each ISA folder provides one table; the backend
+// picks the best compiled one the CPU supports, below the caller's cap.
+#ifndef LATENTKV_CPU_CPU_KERNELS_H_
+#define LATENTKV_CPU_CPU_KERNELS_H_
+
+#include "latentkv.h"
+
+namespace lkv::cpu {
+
+class ThreadPool;
+
+struct KernelTable {
+  lkv_cpu_isa isa;
+  // Params are already validated by the dispatcher.
+  lkv_status (*mla_decode)(const lkv_mla_decode_params& p, ThreadPool& pool, lkv_error* err);
+  lkv_status (*mla_project_append)(const lkv_mla_project_append_params& p, ThreadPool& pool,
+                                   lkv_error* err);
+};
+
+// The scalar reference: always compiled, the ground truth for every other kernel.
+const KernelTable& reference_kernels();
+
+// Tables for SIMD ISAs compiled into this binary (nullptr when not compiled).
+const KernelTable* simd_kernels(lkv_cpu_isa isa);
+
+}  // namespace lkv::cpu
+
+#endif  // LATENTKV_CPU_CPU_KERNELS_H_

@@ -1,0 +1,14 @@
+#include "reference-kernels.h"
+
+namespace lkv::cpu {
+
+const KernelTable& reference_kernels() {
+  static const KernelTable table = {
+      /* .isa = */ LKV_CPU_ISA_SCALAR,
+      /* .mla_decode = */ mla_decode_reference,
+      /* .mla_project_append = */ mla_project_append_reference,
+  };
+  return table;
+}
+
+}  // namespace lkv::cpu

@@ -1,0 +1,245 @@
+/*
+ * latentkv C ABI: Multi-head Latent Attention kernels over a paged latent KV cache.
+ *
+ * Plain C, no Node or framework types. Every call returns an lkv_status and, when an
+ * lkv_error is passed, a human-readable message; nothing aborts or exits. Dimensions
+ * follow DeepSeek-V2/V3 names (see DESIGN.md): H heads, R = kv_lora_rank,
+ * P = qk_rope_head_dim, B sequences, Sq query tokens per sequence, L cached tokens.
+ */
+#ifndef LATENTKV_H_
+#define LATENTKV_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LKV_VERSION_MAJOR 0
+#define LKV_VERSION_MINOR 1
+#define LKV_VERSION_PATCH 0
+/* Bumped whenever a params struct or the backend table changes layout. */
+#define LKV_API_VERSION 1
+
+/* ------------------------------------------------------------------------------------ */
+/* Status and errors                                                                     */
+
+typedef enum lkv_status {
+  LKV_OK = 0,
+  LKV_ERR_INVALID_ARGUMENT = 1, /* a dimension, pointer, id or value is out of contract */
+  LKV_ERR_UNSUPPORTED = 2,      /* valid request this backend or ISA cannot serve       */
+  LKV_ERR_OUT_OF_MEMORY = 3,
+  LKV_ERR_BACKEND_UNAVAILABLE = 4, /* backend or ISA not present on this machine        */
+  LKV_ERR_INTERNAL = 5
+} lkv_status;
+
+#define LKV_ERROR_MESSAGE_CAPACITY 512
+
+/* Caller-owned error slot; one per call, so concurrent calls never share state. */
+typedef struct lkv_error {
+  lkv_status status;
+  char message[LKV_ERROR_MESSAGE_CAPACITY];
+} lkv_error;
+
+/* Stable name of a status ("LKV_ERR_INVALID_ARGUMENT", ...). */
+const char* lkv_status_name(lkv_status status);
+
+/* ------------------------------------------------------------------------------------ */
+/* Data types and the cache layout                                                       */
+
+typedef enum lkv_dtype {
+  LKV_DTYPE_F32 = 0,
+  LKV_DTYPE_F16 = 1,
+  LKV_DTYPE_BF16 = 2,
+  LKV_DTYPE_INT8 = 3,    /* cache only: symmetric, one f32 scale per token  */
+  LKV_DTYPE_FP8_E4M3 = 4 /* cache only: OCP e4m3fn, one f32 scale per token */
+} lkv_dtype;
+
+const char* lkv_dtype_name(lkv_dtype dtype);
+/* Bytes of one element; 1 for the quantized types. 0 for an unknown value. */
+size_t lkv_dtype_size(lkv_dtype dtype);
+
+/*
+ * The cache is an array of pages [num_blocks, block_size, row]. One row holds one token:
+ *
+ *   f32 / f16 / bf16:  [ c (R) | k_rope (P * rope_heads) ]            all in the cache dtype
+ *   int8 / fp8_e4m3:   [ c (R) quantized | pad to 4 B | scale f32 | k_rope (P * rope_heads) bf16 ]
+ *
+ * so the unquantized layout is exactly FlashMLA's [blocks, block_size, 1, R + P]. For the
+ * quantized types c = q * scale per token, and the rope part stays in 16 bit because
+ * rotary keys are sensitive to quantization.
+ */
+typedef struct lkv_cache_layout {
+  size_t row_bytes;    /* bytes of one token row                        */
+  size_t scale_offset; /* byte offset of the f32 scale (quantized only) */
+  size_t rope_offset;  /* byte offset of k_rope within a row            */
+  lkv_dtype rope_dtype;
+} lkv_cache_layout;
+
+lkv_status lkv_cache_layout_get(lkv_dtype cache_dtype, int32_t kv_lora_rank, int32_t rope_dim,
+                                int32_t rope_heads, lkv_cache_layout* out, lkv_error* err);
+
+/* ------------------------------------------------------------------------------------ */
+/* Rotary position embedding                                                             */
+
+typedef enum lkv_rope_style {
+  LKV_ROPE_INTERLEAVED = 0, /* rotate pairs (2i, 2i+1): DeepSeek MLA, llama2.c      */
+  LKV_ROPE_HALF_SPLIT = 1   /* rotate pairs (i, i + P/2): Hugging Face Llama/Qwen */
+} lkv_rope_style;
+
+typedef enum lkv_rope_scaling {
+  LKV_ROPE_SCALING_NONE = 0,
+  LKV_ROPE_SCALING_LINEAR = 1, /* inv_freq / factor                                  */
+  LKV_ROPE_SCALING_LLAMA3 = 2, /* factor, low/high_freq_factor, original_max_position */
+  LKV_ROPE_SCALING_YARN = 3,   /* factor, beta_fast/slow, original_max_position, mscale */
+  LKV_ROPE_SCALING_TABLE = 4   /* inv_freq[P/2] given explicitly                      */
+} lkv_rope_scaling;
+
+typedef struct lkv_rope_params {
+  lkv_rope_style style;
+  lkv_rope_scaling scaling;
+  float theta;                    /* base, e.g. 10000                                  */
+  float factor;                   /* linear / llama3 / yarn                            */
+  float low_freq_factor;          /* llama3                                            */
+  float high_freq_factor;         /* llama3                                            */
+  int32_t original_max_position;  /* llama3, yarn                                      */
+  float beta_fast;                /* yarn (32 in DeepSeek-V3)                          */
+  float beta_slow;                /* yarn (1)                                          */
+  float attention_factor;         /* multiplies cos and sin; 0 means 1 (yarn's _mscale) */
+  const float* inv_freq;          /* [P/2], only for LKV_ROPE_SCALING_TABLE             */
+} lkv_rope_params;
+
+/* Writes the P/2 inverse frequencies the kernels use for these params. */
+lkv_status lkv_rope_inv_freq(const lkv_rope_params* rope, int32_t rope_dim, float* inv_freq_out,
+                             lkv_error* err);
+
+/* ------------------------------------------------------------------------------------ */
+/* Kernel 1: mla_decode, the absorbed attention core (FlashMLA's contract)              */
+
+/*
+ * For sequence b, query token s (0..Sq-1), head h:
+ *   the query sees cached tokens j < seq_lens[b] - Sq + 1 + s (causal inside the Sq window;
+ *   with Sq = 1 that is every cached token);
+ *   score_j = softmax_scale * (q_latent . c_j + q_rope . k_rope_{j, h / (H / rope_heads)})
+ *   out = sum_j softmax(score)_j c_j, lse = log(sum_j exp(score_j)) (natural log).
+ * A query that sees no token gets out = 0 and lse = -inf.
+ * Cached tokens must already include the Sq new tokens (append first, then decode).
+ */
+typedef struct lkv_mla_decode_params {
+  int32_t batch;              /* B >= 1                                             */
+  int32_t q_len;              /* Sq >= 1                                            */
+  int32_t num_heads;          /* H >= 1                                             */
+  int32_t kv_lora_rank;       /* R >= 1                                             */
+  int32_t rope_dim;           /* P >= 0, even                                       */
+  int32_t rope_heads;         /* >= 1, divides H; 1 for DeepSeek/TransMLA           */
+  int32_t block_size;         /* tokens per page, 1..256                            */
+  int32_t num_blocks;         /* pages in cache, for bounds checks                  */
+  int32_t max_blocks_per_seq; /* row stride of block_table                          */
+  lkv_dtype cache_dtype;
+  float softmax_scale;        /* required, finite; DeepSeek: mscale^2 / sqrt(Dn + P) */
+  const float* q_latent;      /* [B, Sq, H, R]                                      */
+  const float* q_rope;        /* [B, Sq, H, P], may be NULL when P == 0             */
+  const void* cache;          /* [num_blocks, block_size, row] see lkv_cache_layout */
+  const int32_t* block_table; /* [B, max_blocks_per_seq]                            */
+  const int32_t* seq_lens;    /* [B], 0 <= len <= max_blocks_per_seq * block_size   */
+  float* out;                 /* [B, Sq, H, R]                                      */
+  float* lse;                 /* [B, H, Sq], may be NULL                            */
+} lkv_mla_decode_params;
+
+/* ------------------------------------------------------------------------------------ */
+/* Kernel 2: mla_project_append, on-the-fly low-rank KV projection into the cache       */
+
+/*
+ * For each token t: [c ; k_rope] = W_kv_a x_t (W_kv_a is kv_a_proj_with_mqa, [R + P*rope_heads, E],
+ * rows 0..R-1 latent); c <- RMSNorm(c) * norm_weight when norm_weight is given; RoPE at
+ * positions[t] on each of the rope_heads keys; quantize and write to slot slot_mapping[t]
+ * (slot = block * block_size + offset). A negative slot skips the token (padding).
+ */
+typedef struct lkv_mla_project_append_params {
+  int32_t num_tokens;   /* T >= 0                                     */
+  int32_t hidden_size;  /* E >= 1                                     */
+  int32_t kv_lora_rank; /* R >= 1                                     */
+  int32_t rope_dim;     /* P >= 0, even                               */
+  int32_t rope_heads;   /* >= 1                                       */
+  int32_t block_size;
+  int32_t num_blocks;
+  lkv_dtype cache_dtype;
+  lkv_dtype weight_dtype;     /* f32, f16 or bf16                        */
+  float norm_eps;             /* RMSNorm epsilon (DeepSeek: 1e-6)        */
+  lkv_rope_params rope;
+  const float* hidden;        /* [T, E]                                  */
+  const void* w_kv_a;         /* [R + P * rope_heads, E] row-major       */
+  const float* norm_weight;   /* [R], NULL: no latent norm               */
+  const int32_t* positions;   /* [T]                                     */
+  const int64_t* slot_mapping;/* [T]                                     */
+  void* cache;                /* [num_blocks, block_size, row]           */
+} lkv_mla_project_append_params;
+
+/* ------------------------------------------------------------------------------------ */
+/* Backends                                                                              */
+
+typedef enum lkv_cpu_isa {
+  LKV_CPU_ISA_AUTO = -1, /* best the CPU and OS support                 */
+  LKV_CPU_ISA_SCALAR = 0,
+  LKV_CPU_ISA_AVX2 = 1,      /* AVX2 + FMA + F16C                          */
+  LKV_CPU_ISA_AVX512 = 2,    /* AVX-512 F/BW/VL/DQ                         */
+  LKV_CPU_ISA_AVX512BF16 = 3,/* AVX-512 with vdpbf16ps                     */
+  LKV_CPU_ISA_NEON = 4
+} lkv_cpu_isa;
+
+const char* lkv_cpu_isa_name(lkv_cpu_isa isa);
+
+typedef struct lkv_backend_options {
+  lkv_cpu_isa cpu_isa; /* a cap: the best compiled and supported ISA at or below it */
+  int32_t num_threads; /* 0: one per hardware thread                                  */
+} lkv_backend_options;
+
+typedef struct lkv_backend_info {
+  const char* name;              /* "cpu", "cuda", "cann"                          */
+  lkv_cpu_isa cpu_isa;           /* the ISA the kernels run with                    */
+  uint32_t compiled_isa_mask;    /* bit (1 << isa) per ISA compiled into the binary */
+  uint32_t supported_isa_mask;   /* ... and supported by this CPU and OS            */
+  int32_t num_threads;
+  int32_t api_version;
+  const char* version;           /* "0.1.0"                                        */
+} lkv_backend_info;
+
+typedef struct lkv_backend lkv_backend; /* opaque */
+
+/*
+ * One backend is one table of entry points. Entries marked optional may be NULL; the
+ * dispatcher then reports LKV_ERR_UNSUPPORTED.
+ */
+typedef struct lkv_backend_vtable {
+  int32_t api_version; /* LKV_API_VERSION the table was built against */
+  const char* name;
+  lkv_status (*get_info)(void* ctx, lkv_backend_info* out);
+  lkv_status (*mla_decode)(void* ctx, const lkv_mla_decode_params* p, lkv_error* err);
+  lkv_status (*mla_project_append)(void* ctx, const lkv_mla_project_append_params* p,
+                                   lkv_error* err);
+  lkv_status (*synchronize)(void* ctx, lkv_error* err); /* optional */
+  void (*destroy)(void* ctx);
+} lkv_backend_vtable;
+
+/* name: "cpu" (others when compiled in). options may be NULL for defaults. */
+lkv_status lkv_backend_create(const char* name, const lkv_backend_options* options,
+                              lkv_backend** out, lkv_error* err);
+void lkv_backend_free(lkv_backend* backend);
+lkv_status lkv_backend_get_info(const lkv_backend* backend, lkv_backend_info* out);
+
+/* Validates p against the contract above, then runs it on the backend. */
+lkv_status lkv_mla_decode(lkv_backend* backend, const lkv_mla_decode_params* p, lkv_error* err);
+lkv_status lkv_mla_project_append(lkv_backend* backend, const lkv_mla_project_append_params* p,
+                                  lkv_error* err);
+
+/* What the running CPU and OS support, as a bit mask of (1 << lkv_cpu_isa). */
+uint32_t lkv_cpu_supported_isa_mask(void);
+/* ISAs compiled into this binary. */
+uint32_t lkv_cpu_compiled_isa_mask(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* LATENTKV_H_ */

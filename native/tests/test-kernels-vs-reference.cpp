@@ -1,0 +1,153 @@
+// Every SIMD ISA compiled into this binary and supported by this CPU, against the scalar
+// reference, on grids with odd head counts, ragged and zero lengths, shuffled block tables
+// and NaN-poisoned unused rows, single- and multi-threaded.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/cache-layout.h"
+#include "kernel-cases.h"
+#include "test-harness.h"
+
+using namespace lkv;
+using namespace lkv::test;
+
+namespace {
+
+struct Backend {
+  lkv_backend* handle = nullptr;
+  Backend(lkv_cpu_isa isa, int32_t threads) {
+    lkv_backend_options o{isa, threads};
+    lkv_error err{};
+    if (lkv_backend_create("cpu", &o, &handle, &err) != LKV_OK) {
+      record_failure(__FILE__, __LINE__, std::string("backend create: ") + err.message);
+    }
+  }
+  ~Backend() { lkv_backend_free(handle); }
+};
+
+std::vector<lkv_cpu_isa> simd_isas() {
+  std::vector<lkv_cpu_isa> isas;
+  const uint32_t usable = lkv_cpu_compiled_isa_mask() & lkv_cpu_supported_isa_mask();
+  for (int i = LKV_CPU_ISA_AVX2; i <= LKV_CPU_ISA_NEON; ++i) {
+    if (usable & (1u << i)) isas.push_back(static_cast<lkv_cpu_isa>(i));
+  }
+  std::printf("  SIMD ISAs under test:");
+  for (auto i : isas) std::printf(" %s", lkv_cpu_isa_name(i));
+  std::printf("%s\n", isas.empty() ? " none (only the scalar reference is compiled)" : "");
+  return isas;
+}
+
+double tolerance(lkv_dtype d) { return d == LKV_DTYPE_F32 ? 1e-5 : 1e-2; }
+
+std::vector<DecodeShape> decode_grid() {
+  std::vector<DecodeShape> grid;
+  const lkv_dtype dtypes[] = {LKV_DTYPE_F32, LKV_DTYPE_F16, LKV_DTYPE_BF16, LKV_DTYPE_INT8,
+                              LKV_DTYPE_FP8_E4M3};
+  for (lkv_dtype d : dtypes) {
+    grid.push_back({1, 1, 16, 512, 64, 1, 64, d, {300}});
+    grid.push_back({3, 1, 7, 40, 8, 1, 16, d, {0, 37, 129}});
+    grid.push_back({2, 3, 5, 33, 6, 1, 7, d, {2, 50}});       // Sq > len for one query row
+    grid.push_back({2, 2, 8, 24, 4, 4, 1, d, {9, 17}});       // MHA2MLA rope heads
+    grid.push_back({1, 1, 128, 64, 16, 1, 128, d, {1000}});
+    grid.push_back({2, 1, 3, 17, 0, 1, 5, d, {11, 0}});       // no rope part
+  }
+  return grid;
+}
+
+}  // namespace
+
+TEST(decode_simd_matches_reference) {
+  const auto isas = simd_isas();
+  Backend ref(LKV_CPU_ISA_SCALAR, 1);
+  uint32_t seed = 1;
+  for (const auto& shape : decode_grid()) {
+    const DecodeCase c = make_decode_case(shape, seed++);
+    std::vector<float> want(c.out_size()), want_lse(c.lse_size());
+    lkv_error err{};
+    auto p = c.params(want.data(), want_lse.data());
+    CHECK_MSG(lkv_mla_decode(ref.handle, &p, &err) == LKV_OK, err.message);
+    for (lkv_cpu_isa isa : isas) {
+      for (int32_t threads : {1, 2, 3}) {
+        Backend simd(isa, threads);
+        std::vector<float> got(c.out_size(), NAN), got_lse(c.lse_size(), NAN);
+        auto q = c.params(got.data(), got_lse.data());
+        CHECK_MSG(lkv_mla_decode(simd.handle, &q, &err) == LKV_OK, err.message);
+        const double e = relative_error(got.data(), want.data(), got.size());
+        const double el = relative_error(got_lse.data(), want_lse.data(), got_lse.size());
+        const std::string what = std::string(lkv_cpu_isa_name(isa)) + " threads=" +
+                                 std::to_string(threads) + " " + shape.describe();
+        CHECK_MSG(e < tolerance(shape.dtype), "out rel err " + std::to_string(e) + " " + what);
+        CHECK_MSG(el < tolerance(shape.dtype), "lse rel err " + std::to_string(el) + " " + what);
+      }
+    }
+  }
+}
+
+TEST(decode_reference_handles_empty_and_causal_rows) {
+  // Sq = 3 with len = 2: query 0 sees nothing (out 0, lse -inf), query 1 sees token 0.
+  DecodeShape shape{1, 3, 2, 8, 2, 1, 4, LKV_DTYPE_F32, {2}};
+  const DecodeCase c = make_decode_case(shape, 7);
+  std::vector<float> out(c.out_size()), lse(c.lse_size());
+  Backend ref(LKV_CPU_ISA_SCALAR, 1);
+  lkv_error err{};
+  auto p = c.params(out.data(), lse.data());
+  CHECK(lkv_mla_decode(ref.handle, &p, &err) == LKV_OK);
+  for (int r = 0; r < 8; ++r) CHECK(out[r] == 0.0f);
+  CHECK(std::isinf(lse[0]) && lse[0] < 0);
+  // Query 1 sees exactly token 0: out equals token 0's latent.
+  std::vector<float> latent(8), rope(2);
+  read_row(cache_row(c.cache.data(), c.layout, c.block_table.data(), 4, 0), c.layout,
+           LKV_DTYPE_F32, 8, 2, latent.data(), rope.data());
+  for (int r = 0; r < 8; ++r) CHECK(std::fabs(out[static_cast<size_t>(1) * 2 * 8 + r] - latent[r]) < 1e-6f);
+}
+
+TEST(project_append_simd_matches_reference) {
+  const auto isas = simd_isas();
+  std::vector<AppendShape> grid;
+  for (lkv_dtype cd : {LKV_DTYPE_F32, LKV_DTYPE_BF16, LKV_DTYPE_F16, LKV_DTYPE_INT8, LKV_DTYPE_FP8_E4M3}) {
+    for (lkv_dtype wd : {LKV_DTYPE_F32, LKV_DTYPE_BF16, LKV_DTYPE_F16}) {
+      grid.push_back({5, 96, 64, 16, 1, 4, cd, wd, true, LKV_ROPE_INTERLEAVED});
+      grid.push_back({7, 33, 17, 6, 3, 3, cd, wd, false, LKV_ROPE_HALF_SPLIT});
+      grid.push_back({1, 512, 128, 32, 1, 16, cd, wd, true, LKV_ROPE_HALF_SPLIT});
+    }
+  }
+  Backend ref(LKV_CPU_ISA_SCALAR, 1);
+  uint32_t seed = 100;
+  for (const auto& shape : grid) {
+    const AppendCase c = make_append_case(shape, seed++);
+    std::vector<uint8_t> want(c.cache_bytes(), 0xff);
+    lkv_error err{};
+    auto p = c.params(want.data());
+    CHECK_MSG(lkv_mla_project_append(ref.handle, &p, &err) == LKV_OK, err.message);
+    const int32_t rope_width = shape.rope_dim * shape.rope_heads;
+    for (lkv_cpu_isa isa : isas) {
+      Backend simd(isa, 2);
+      std::vector<uint8_t> got(c.cache_bytes(), 0xff);
+      auto q = c.params(got.data());
+      CHECK_MSG(lkv_mla_project_append(simd.handle, &q, &err) == LKV_OK, err.message);
+      std::vector<float> wl(shape.rank), wr(rope_width), gl(shape.rank), gr(rope_width);
+      for (int32_t t = 0; t < shape.tokens; ++t) {
+        if (c.slots[t] < 0) continue;
+        const size_t off = static_cast<size_t>(c.slots[t]) * c.layout.row_bytes;
+        read_row(want.data() + off, c.layout, shape.cache_dtype, shape.rank, rope_width, wl.data(), wr.data());
+        read_row(got.data() + off, c.layout, shape.cache_dtype, shape.rank, rope_width, gl.data(), gr.data());
+        // One quantization step of the cache type is the most two correct kernels may differ.
+        const double tol = shape.cache_dtype == LKV_DTYPE_F32 ? 1e-5
+                           : shape.cache_dtype == LKV_DTYPE_INT8 ? 1.5 / 127
+                           : shape.cache_dtype == LKV_DTYPE_FP8_E4M3 ? 0.07 : 1e-2;
+        const std::string what = std::string(lkv_cpu_isa_name(isa)) + " " + shape.describe();
+        CHECK_MSG(relative_error(gl.data(), wl.data(), wl.size()) < tol, "latent " + what);
+        CHECK_MSG(relative_error(gr.data(), wr.data(), wr.size()) < (rope_width ? 1e-2 : 1.0), "rope " + what);
+      }
+      // Rows nobody wrote stay untouched.
+      std::vector<bool> written(c.cache_bytes() / c.layout.row_bytes, false);
+      for (auto s : c.slots) if (s >= 0) written[static_cast<size_t>(s)] = true;
+      for (size_t r = 0; r < written.size(); ++r) {
+        if (written[r]) continue;
+        for (size_t i = 0; i < c.layout.row_bytes; ++i) CHECK(got[r * c.layout.row_bytes + i] == 0xff);
+      }
+    }
+  }
+}
