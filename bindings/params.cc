@@ -1,0 +1,142 @@
+#include "params.h"
+
+#include <string>
+
+#include "errors.h"
+
+namespace lkv::js {
+namespace {
+
+int32_t get_int(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw_invalid(o.Env(), std::string(key) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= -2147483648.0 && d <= 2147483647.0) || d != static_cast<double>(static_cast<int32_t>(d))) {
+    throw_invalid(o.Env(), std::string(key) + " must be a 32-bit integer");
+  }
+  return static_cast<int32_t>(d);
+}
+
+float get_float(const Napi::Object& o, const char* key, float fallback, bool required) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() && !required) return fallback;
+  if (!v.IsNumber()) throw_invalid(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().FloatValue();
+}
+
+// A typed array of the given kind (or any ArrayBufferView when kind is napi_uint8_array and
+// any_view is set) with at least min_bytes bytes; returns its data pointer.
+void* get_buffer(const Napi::Object& o, const char* key, napi_typedarray_type kind, size_t min_bytes,
+                 bool optional, bool any_view, BufferRefs* refs) {
+  Napi::Value v = o.Get(key);
+  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+  void* data = nullptr;
+  size_t bytes = 0;
+  if (v.IsTypedArray()) {
+    Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    if (!any_view && ta.TypedArrayType() != kind) throw_invalid(o.Env(), std::string(key) + " has the wrong typed-array type");
+    data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    bytes = ta.ByteLength();
+  } else if (any_view && v.IsDataView()) {
+    Napi::DataView dv = v.As<Napi::DataView>();
+    data = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    bytes = dv.ByteLength();
+  } else {
+    throw_invalid(o.Env(), std::string(key) + " must be a typed array");
+  }
+  if (bytes < min_bytes) {
+    throw_invalid(o.Env(), std::string(key) + " holds " + std::to_string(bytes) + " bytes, needs " +
+                               std::to_string(min_bytes));
+  }
+  refs->keep(v.As<Napi::Object>());
+  return data;
+}
+
+size_t count(std::initializer_list<int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d < 0 ? 0 : d;
+  return static_cast<size_t>(n);
+}
+
+}  // namespace
+
+void read_decode_params(const Napi::Object& js, DecodeCall* call) {
+  lkv_mla_decode_params& p = call->params;
+  p.batch = get_int(js, "batch");
+  p.q_len = get_int(js, "qLen");
+  p.num_heads = get_int(js, "numHeads");
+  p.kv_lora_rank = get_int(js, "kvLoraRank");
+  p.rope_dim = get_int(js, "ropeDim");
+  p.rope_heads = get_int(js, "ropeHeads");
+  p.block_size = get_int(js, "blockSize");
+  p.num_blocks = get_int(js, "numBlocks");
+  p.max_blocks_per_seq = get_int(js, "maxBlocksPerSeq");
+  p.cache_dtype = static_cast<lkv_dtype>(get_int(js, "cacheDtype"));
+  p.softmax_scale = get_float(js, "softmaxScale", 0.0f, true);
+  lkv_cache_layout layout{};
+  lkv_error err{};
+  if (lkv_cache_layout_get(p.cache_dtype, p.kv_lora_rank, p.rope_dim, p.rope_heads, &layout, &err) != LKV_OK) {
+    throw make_error(js.Env(), err.status, err.message);
+  }
+  const size_t q = count({p.batch, p.q_len, p.num_heads});
+  BufferRefs* refs = &call->buffers;
+  p.q_latent = static_cast<const float*>(get_buffer(js, "qLatent", napi_float32_array, 4 * q * count({p.kv_lora_rank}), false, false, refs));
+  p.q_rope = static_cast<const float*>(get_buffer(js, "qRope", napi_float32_array, 4 * q * count({p.rope_dim}), p.rope_dim == 0, false, refs));
+  p.cache = get_buffer(js, "cache", napi_uint8_array, count({p.num_blocks, p.block_size}) * layout.row_bytes, false, true, refs);
+  p.block_table = static_cast<const int32_t*>(get_buffer(js, "blockTable", napi_int32_array, 4 * count({p.batch, p.max_blocks_per_seq}), false, false, refs));
+  p.seq_lens = static_cast<const int32_t*>(get_buffer(js, "seqLens", napi_int32_array, 4 * count({p.batch}), false, false, refs));
+  p.out = static_cast<float*>(get_buffer(js, "out", napi_float32_array, 4 * q * count({p.kv_lora_rank}), false, false, refs));
+  p.lse = static_cast<float*>(get_buffer(js, "lse", napi_float32_array, 4 * q, true, false, refs));
+}
+
+void read_project_append_params(const Napi::Object& js, ProjectAppendCall* call) {
+  lkv_mla_project_append_params& p = call->params;
+  p.num_tokens = get_int(js, "numTokens");
+  p.hidden_size = get_int(js, "hiddenSize");
+  p.kv_lora_rank = get_int(js, "kvLoraRank");
+  p.rope_dim = get_int(js, "ropeDim");
+  p.rope_heads = get_int(js, "ropeHeads");
+  p.block_size = get_int(js, "blockSize");
+  p.num_blocks = get_int(js, "numBlocks");
+  p.cache_dtype = static_cast<lkv_dtype>(get_int(js, "cacheDtype"));
+  p.weight_dtype = static_cast<lkv_dtype>(get_int(js, "weightDtype"));
+  p.norm_eps = get_float(js, "normEps", 1e-6f, false);
+
+  Napi::Value rv = js.Get("rope");
+  if (!rv.IsObject()) throw_invalid(js.Env(), "rope must be an object");
+  Napi::Object r = rv.As<Napi::Object>();
+  p.rope.style = static_cast<lkv_rope_style>(get_int(r, "style"));
+  p.rope.scaling = static_cast<lkv_rope_scaling>(get_int(r, "scaling"));
+  p.rope.theta = get_float(r, "theta", 10000.0f, false);
+  p.rope.factor = get_float(r, "factor", 1.0f, false);
+  p.rope.low_freq_factor = get_float(r, "lowFreqFactor", 1.0f, false);
+  p.rope.high_freq_factor = get_float(r, "highFreqFactor", 4.0f, false);
+  p.rope.original_max_position = r.Get("originalMaxPosition").IsUndefined() ? 0 : get_int(r, "originalMaxPosition");
+  p.rope.beta_fast = get_float(r, "betaFast", 32.0f, false);
+  p.rope.beta_slow = get_float(r, "betaSlow", 1.0f, false);
+  p.rope.attention_factor = get_float(r, "attentionFactor", 0.0f, false);
+  if (p.rope.scaling == LKV_ROPE_SCALING_TABLE) {
+    const int32_t half = p.rope_dim > 0 ? p.rope_dim / 2 : 0;
+    const float* table = static_cast<const float*>(get_buffer(r, "invFreq", napi_float32_array, 4 * static_cast<size_t>(half), false, false, &call->buffers));
+    call->inv_freq.assign(table, table + half);  // copied: small, and the table must outlive the call
+    p.rope.inv_freq = call->inv_freq.data();
+  }
+
+  lkv_cache_layout layout{};
+  lkv_error err{};
+  if (lkv_cache_layout_get(p.cache_dtype, p.kv_lora_rank, p.rope_dim, p.rope_heads, &layout, &err) != LKV_OK) {
+    throw make_error(js.Env(), err.status, err.message);
+  }
+  const size_t wsize = lkv_dtype_size(p.weight_dtype);
+  if (wsize == 0 || wsize == 1) throw_invalid(js.Env(), "weightDtype must be f32, f16 or bf16");
+  const size_t rows = count({p.kv_lora_rank}) + count({p.rope_dim, p.rope_heads});
+  BufferRefs* refs = &call->buffers;
+  p.hidden = static_cast<const float*>(get_buffer(js, "hidden", napi_float32_array, 4 * count({p.num_tokens, p.hidden_size}), false, false, refs));
+  p.w_kv_a = get_buffer(js, "weight", napi_uint8_array, wsize * rows * count({p.hidden_size}), false, true, refs);
+  p.norm_weight = static_cast<const float*>(get_buffer(js, "normWeight", napi_float32_array, 4 * count({p.kv_lora_rank}), true, false, refs));
+  p.positions = static_cast<const int32_t*>(get_buffer(js, "positions", napi_int32_array, 4 * count({p.num_tokens}), false, false, refs));
+  p.slot_mapping = static_cast<const int64_t*>(get_buffer(js, "slotMapping", napi_bigint64_array, 8 * count({p.num_tokens}), false, false, refs));
+  p.cache = get_buffer(js, "cache", napi_uint8_array, count({p.num_blocks, p.block_size}) * layout.row_bytes, false, true, refs);
+}
+
+}  // namespace lkv::js

@@ -1,0 +1,39 @@
+// JS params objects -> native params structs. Only conversion: each typed array becomes a
+// pointer after a byte-length check against the dimensions, so native code never reads or
+// writes past a caller's buffer. Semantic validation happens in lib/ (friendly messages)
+// and in native/core/validate.cpp (the C ABI contract).
+#ifndef LATENTKV_BINDINGS_PARAMS_H_
+#define LATENTKV_BINDINGS_PARAMS_H_
+
+#include <napi.h>
+
+#include <vector>
+
+#include "latentkv.h"
+
+namespace lkv::js {
+
+// Keeps the JS buffers a native call points into alive until an async call finishes.
+struct BufferRefs {
+  std::vector<Napi::ObjectReference> refs;
+  void keep(const Napi::Object& o) { refs.push_back(Napi::Persistent(o)); }
+};
+
+// Also holds storage the params point to (the rope frequency table).
+struct DecodeCall {
+  lkv_mla_decode_params params{};
+  BufferRefs buffers;
+};
+
+struct ProjectAppendCall {
+  lkv_mla_project_append_params params{};
+  std::vector<float> inv_freq;
+  BufferRefs buffers;
+};
+
+void read_decode_params(const Napi::Object& js, DecodeCall* call);
+void read_project_append_params(const Napi::Object& js, ProjectAppendCall* call);
+
+}  // namespace lkv::js
+
+#endif  // LATENTKV_BINDINGS_PARAMS_H_

@@ -1,0 +1,37 @@
+/**
+ * latentkv: Multi-head Latent Attention for Node.js.
+ * @packageDocumentation
+ */
+export { Backend, type BackendInfo, type BackendOptions, createBackend, getBackend, info } from './backend.js';
+export { resolveBackendOptions, type ResolvedBackendOptions } from './backend-options.js';
+export {
+  BACKEND_NAMES,
+  type BackendName,
+  CACHE_DTYPES,
+  type CacheDtype,
+  CPU_ISAS,
+  type CpuIsa,
+  WEIGHT_DTYPES,
+  type WeightDtype,
+} from './dtypes.js';
+export {
+  BackendUnavailableError,
+  BinaryMismatchError,
+  DisposedError,
+  type ErrorCode,
+  InvalidArgumentError,
+  LatentkvError,
+  NativeError,
+  UnsupportedError,
+} from './errors.js';
+export { type MlaDecodeArgs, type MlaDecodeResult, mlaDecode, mlaDecodeSync } from './mla/decode.js';
+export { type CacheAppendArgs, LatentCache, type LatentCacheOptions } from './mla/latent-cache.js';
+export {
+  type CacheGeometry,
+  type CachePages,
+  type CacheRowLayout,
+  cacheRowLayout,
+  type PagedCacheView,
+} from './mla/paged-cache.js';
+export { type ProjectAppendArgs, projectAppend, projectAppendSync } from './mla/project-append.js';
+export type { RopeConfig, RopeScaling } from './mla/rope.js';

@@ -1,0 +1,96 @@
+/**
+ * @internal The raw shape of the native addon's exports (bindings/). Not public API: the
+ * wrappers in lib/ validate every argument before calling these.
+ */
+
+export interface NativeBuildInfo {
+  version: string;
+  apiVersion: number;
+  backends: string;
+  compiledIsaMask: number;
+  supportedIsaMask: number;
+}
+
+export interface NativeBackendInfo {
+  name: string;
+  cpuIsa: number;
+  compiledIsaMask: number;
+  supportedIsaMask: number;
+  threads: number;
+  apiVersion: number;
+  version: string;
+}
+
+export interface NativeDecodeParams {
+  batch: number;
+  qLen: number;
+  numHeads: number;
+  kvLoraRank: number;
+  ropeDim: number;
+  ropeHeads: number;
+  blockSize: number;
+  numBlocks: number;
+  maxBlocksPerSeq: number;
+  cacheDtype: number;
+  softmaxScale: number;
+  qLatent: Float32Array;
+  qRope: Float32Array | undefined;
+  cache: ArrayBufferView;
+  blockTable: Int32Array;
+  seqLens: Int32Array;
+  out: Float32Array;
+  lse: Float32Array | undefined;
+}
+
+export interface NativeRopeParams {
+  style: number;
+  scaling: number;
+  theta: number;
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPosition: number;
+  betaFast: number;
+  betaSlow: number;
+  attentionFactor: number;
+  invFreq: Float32Array | undefined;
+}
+
+export interface NativeProjectAppendParams {
+  numTokens: number;
+  hiddenSize: number;
+  kvLoraRank: number;
+  ropeDim: number;
+  ropeHeads: number;
+  blockSize: number;
+  numBlocks: number;
+  cacheDtype: number;
+  weightDtype: number;
+  normEps: number;
+  rope: NativeRopeParams;
+  hidden: Float32Array;
+  weight: ArrayBufferView;
+  normWeight: Float32Array | undefined;
+  positions: Int32Array;
+  slotMapping: BigInt64Array;
+  cache: ArrayBufferView;
+}
+
+export interface NativeBackend {
+  info(): NativeBackendInfo;
+  mlaDecode(p: NativeDecodeParams): void;
+  mlaDecodeAsync(p: NativeDecodeParams): Promise<void>;
+  projectAppend(p: NativeProjectAppendParams): void;
+  projectAppendAsync(p: NativeProjectAppendParams): Promise<void>;
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  NativeBackend: new (name: string, cpuIsa: number, threads: number) => NativeBackend;
+  buildInfo(): NativeBuildInfo;
+  cacheLayout(dtype: number, kvLoraRank: number, ropeDim: number, ropeHeads: number): {
+    rowBytes: number;
+    scaleOffset: number;
+    ropeOffset: number;
+  };
+}

@@ -1,0 +1,12 @@
+/** One backend per CPU ISA this binary has and this CPU runs, so every suite covers all of them. */
+import { type Backend, createBackend, info } from '../../lib/index.js';
+import type { CpuIsa } from '../../lib/dtypes.js';
+
+export function usableIsas(): CpuIsa[] {
+  const i = info();
+  return i.compiledIsas.filter((isa) => i.supportedIsas.includes(isa));
+}
+
+export function backendsPerIsa(threads = 2): { isa: CpuIsa; backend: Backend }[] {
+  return usableIsas().map((isa) => ({ isa, backend: createBackend({ cpuIsa: isa, threads }) }));
+}
