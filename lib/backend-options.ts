@@ -4,7 +4,7 @@
  * name the valid ones; nothing falls back silently.
  */
 import { BACKEND_NAMES, type BackendName, CPU_ISAS, type CpuIsa } from './dtypes.js';
-import { InvalidArgumentError, describe } from './errors.js';
+import { describe, InvalidArgumentError } from './errors.js';
 
 export interface BackendOptions {
   /** 'auto' (default): cuda, then cann, then cpu, whichever loads first. */
@@ -34,7 +34,9 @@ function pick<T extends string>(
 ): [T, string] {
   if (value !== undefined) {
     if (typeof value !== 'string' || !(valid as readonly string[]).includes(value)) {
-      throw new InvalidArgumentError(`${optionName}: expected one of ${valid.join(', ')}, got ${describe(value)}`);
+      throw new InvalidArgumentError(
+        `${optionName}: expected one of ${valid.join(', ')}, got ${describe(value)}`,
+      );
     }
     return [value as T, 'option'];
   }
@@ -77,5 +79,10 @@ export function resolveBackendOptions(
     threads = n;
     threadsSource = 'env';
   }
-  return { backend, cpuIsa, threads, source: { backend: backendSource, cpuIsa: isaSource, threads: threadsSource } };
+  return {
+    backend,
+    cpuIsa,
+    threads,
+    source: { backend: backendSource, cpuIsa: isaSource, threads: threadsSource },
+  };
 }

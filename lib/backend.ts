@@ -4,7 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { type BackendOptions, type ResolvedBackendOptions, resolveBackendOptions } from './backend-options.js';
+import {
+  type BackendOptions,
+  type ResolvedBackendOptions,
+  resolveBackendOptions,
+} from './backend-options.js';
 import { CPU_ISA_CODE, type CpuIsa, isaFromCode, isasInMask } from './dtypes.js';
 import { BackendUnavailableError, DisposedError, fromNativeError } from './errors.js';
 import type { NativeBackend, NativeDecodeParams, NativeProjectAppendParams } from './native/binding-types.js';
@@ -137,7 +141,8 @@ export function createBackend(options: BackendOptions = {}): Backend {
     );
   }
   if (resolved.backend === 'auto') {
-    for (const name of ['cuda', 'cann'] as const) skipped.push({ backend: name, reason: gpuUnavailableReason(name) });
+    for (const name of ['cuda', 'cann'] as const)
+      skipped.push({ backend: name, reason: gpuUnavailableReason(name) });
   }
   const { binding, path: binaryPath } = loadCpuBinding();
   let native: NativeBackend;

@@ -68,8 +68,10 @@ export function invalidArgument(name: string, expected: string, actual: unknown)
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   if (ArrayBuffer.isView(value)) {
     const length = 'length' in value ? ` of length ${(value as unknown as { length: number }).length}` : '';
     return `${value.constructor.name}${length}`;

@@ -2,8 +2,15 @@
  * latentkv: Multi-head Latent Attention for Node.js.
  * @packageDocumentation
  */
-export { Backend, type BackendInfo, type BackendOptions, createBackend, getBackend, info } from './backend.js';
-export { resolveBackendOptions, type ResolvedBackendOptions } from './backend-options.js';
+export {
+  Backend,
+  type BackendInfo,
+  type BackendOptions,
+  createBackend,
+  getBackend,
+  info,
+} from './backend.js';
+export { type ResolvedBackendOptions, resolveBackendOptions } from './backend-options.js';
 export {
   BACKEND_NAMES,
   type BackendName,

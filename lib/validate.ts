@@ -7,7 +7,11 @@ export function isInt(v: unknown): v is number {
 
 export function intInRange(name: string, v: unknown, min: number, max = 2 ** 31 - 1): number {
   if (!isInt(v) || v < min || v > max) {
-    throw invalidArgument(name, max === 2 ** 31 - 1 ? `an integer >= ${min}` : `an integer in ${min}..${max}`, v);
+    throw invalidArgument(
+      name,
+      max === 2 ** 31 - 1 ? `an integer >= ${min}` : `an integer in ${min}..${max}`,
+      v,
+    );
   }
   return v;
 }
@@ -48,7 +52,8 @@ export function typedArray<C extends TypedArrayCtor>(
 }
 
 export function objectArg(name: string, v: unknown): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidArgument(name, 'an options object', v);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw invalidArgument(name, 'an options object', v);
   return v as Record<string, unknown>;
 }
 

@@ -35,18 +35,25 @@ export interface MlaDecodeResult {
   lse: Float32Array | undefined;
 }
 
-function prepare(args: MlaDecodeArgs): { backend: Backend; params: NativeDecodeParams; result: MlaDecodeResult } {
+function prepare(args: MlaDecodeArgs): {
+  backend: Backend;
+  params: NativeDecodeParams;
+  result: MlaDecodeResult;
+} {
   const a = objectArg('mlaDecode args', args);
   const numHeads = intInRange('numHeads', a.numHeads, 1);
   const qLen = a.qLen === undefined ? 1 : intInRange('qLen', a.qLen, 1);
   const softmaxScale = finiteNumber('softmaxScale', a.softmaxScale);
   const cacheArg = objectArg('cache', a.cache);
-  if (!(cacheArg.seqLens instanceof Int32Array)) throw invalidArgument('cache.seqLens', 'an Int32Array', cacheArg.seqLens);
+  if (!(cacheArg.seqLens instanceof Int32Array))
+    throw invalidArgument('cache.seqLens', 'an Int32Array', cacheArg.seqLens);
   const batch = cacheArg.seqLens.length;
   if (batch < 1) throw invalidArgument('cache.seqLens', 'at least one sequence', 'an empty array');
   const cache = checkView('cache', cacheArg, batch);
   if (numHeads % cache.ropeHeads !== 0) {
-    throw new InvalidArgumentError(`numHeads (${numHeads}) must be a multiple of cache.ropeHeads (${cache.ropeHeads})`);
+    throw new InvalidArgumentError(
+      `numHeads (${numHeads}) must be a multiple of cache.ropeHeads (${cache.ropeHeads})`,
+    );
   }
   const R = cache.kvLoraRank;
   const P = cache.ropeDim;
@@ -63,12 +70,19 @@ function prepare(args: MlaDecodeArgs): { backend: Backend; params: NativeDecodeP
       ? new Float32Array(rows * R)
       : typedArray('out', a.out, Float32Array, rows * R, `${shape}, kvLoraRank ${R}]`);
   let lse: Float32Array | undefined;
-  if (a.lse instanceof Float32Array) lse = typedArray('lse', a.lse, Float32Array, rows, '[batch, numHeads, qLen]');
+  if (a.lse instanceof Float32Array)
+    lse = typedArray('lse', a.lse, Float32Array, rows, '[batch, numHeads, qLen]');
   else if (a.lse === true) lse = new Float32Array(rows);
-  else if (a.lse !== undefined && a.lse !== false) throw invalidArgument('lse', 'a boolean or a Float32Array', a.lse);
-  for (const [name, buf] of [['qLatent', qLatent], ['qRope', qRope]] as const) {
+  else if (a.lse !== undefined && a.lse !== false)
+    throw invalidArgument('lse', 'a boolean or a Float32Array', a.lse);
+  for (const [name, buf] of [
+    ['qLatent', qLatent],
+    ['qRope', qRope],
+  ] as const) {
     if (buf && (buf.buffer === out.buffer || (lse && buf.buffer === lse.buffer))) {
-      throw new InvalidArgumentError(`${name} must not share memory with out or lse (outputs would overwrite inputs)`);
+      throw new InvalidArgumentError(
+        `${name} must not share memory with out or lse (outputs would overwrite inputs)`,
+      );
     }
   }
   const backend = (a.backend as Backend | undefined) ?? getBackend();
@@ -97,7 +111,7 @@ function prepare(args: MlaDecodeArgs): { backend: Backend; params: NativeDecodeP
 
 /**
  * Runs the decode off the event loop.
- * @throws InvalidArgumentError (synchronously validated, rejected before any work) on bad input.
+ * Rejects with InvalidArgumentError on bad input, before any native work starts.
  */
 export async function mlaDecode(args: MlaDecodeArgs): Promise<MlaDecodeResult> {
   const { backend, params, result } = prepare(args);

@@ -3,10 +3,10 @@
  * as they grow and give them back when freed; `view()` builds the block table the decode
  * kernel reads, and `append()` projects hidden states straight into the sequence's next slots.
  */
-import { type CacheDtype, CACHE_DTYPES } from '../dtypes.js';
-import { DisposedError, InvalidArgumentError, LatentkvError, invalidArgument } from '../errors.js';
+import { CACHE_DTYPES, type CacheDtype } from '../dtypes.js';
+import { DisposedError, InvalidArgumentError, invalidArgument, LatentkvError } from '../errors.js';
 import { intInRange, objectArg, oneOf } from '../validate.js';
-import { cacheRowLayout, type CachePages, type PagedCacheView } from './paged-cache.js';
+import { type CachePages, cacheRowLayout, type PagedCacheView } from './paged-cache.js';
 import { type ProjectAppendArgs, projectAppend, projectAppendSync } from './project-append.js';
 
 export interface LatentCacheOptions {
@@ -54,7 +54,8 @@ export class LatentCache implements CachePages {
     this.dtype = o.dtype === undefined ? 'bf16' : oneOf('dtype', o.dtype, CACHE_DTYPES);
     this.blockSize = o.blockSize === undefined ? 64 : intInRange('blockSize', o.blockSize, 1, 256);
     this.#numBlocks = o.numBlocks === undefined ? 16 : intInRange('numBlocks', o.numBlocks, 1);
-    this.maxBlocks = o.maxBlocks === undefined ? this.#numBlocks : intInRange('maxBlocks', o.maxBlocks, this.#numBlocks);
+    this.maxBlocks =
+      o.maxBlocks === undefined ? this.#numBlocks : intInRange('maxBlocks', o.maxBlocks, this.#numBlocks);
     this.rowBytes = cacheRowLayout(this.dtype, this.kvLoraRank, this.ropeDim, this.ropeHeads).rowBytes;
     this.#pages = new Uint8Array(this.#numBlocks * this.blockSize * this.rowBytes);
     for (let i = this.#numBlocks - 1; i >= 0; i--) this.#free.push(i);
@@ -120,7 +121,9 @@ export class LatentCache implements CachePages {
     const slots = new BigInt64Array(count);
     for (let t = 0; t < count; t++) {
       const pos = seq.length + t;
-      slots[t] = BigInt((seq.blocks[Math.floor(pos / this.blockSize)] as number) * this.blockSize + (pos % this.blockSize));
+      slots[t] = BigInt(
+        (seq.blocks[Math.floor(pos / this.blockSize)] as number) * this.blockSize + (pos % this.blockSize),
+      );
     }
     seq.length += count;
     return slots;
@@ -139,11 +142,12 @@ export class LatentCache implements CachePages {
   /** The cache as the decode kernel reads it, for these sequences in this order (a snapshot). */
   view(seqIds: readonly number[]): PagedCacheView {
     this.#live();
-    if (!Array.isArray(seqIds) || seqIds.length === 0) throw invalidArgument('seqIds', 'a non-empty array of sequence ids', seqIds);
+    if (!Array.isArray(seqIds) || seqIds.length === 0)
+      throw invalidArgument('seqIds', 'a non-empty array of sequence ids', seqIds);
     const seqs = seqIds.map((id) => this.#seq(id));
     const maxBlocksPerSeq = Math.max(1, ...seqs.map((s) => s.blocks.length));
     const blockTable = new Int32Array(seqs.length * maxBlocksPerSeq).fill(-1);
-    seqs.forEach((s, b) => blockTable.set(s.blocks, b * maxBlocksPerSeq));
+    for (const [b, s] of seqs.entries()) blockTable.set(s.blocks, b * maxBlocksPerSeq);
     return {
       dtype: this.dtype,
       blockSize: this.blockSize,
@@ -183,7 +187,11 @@ export class LatentCache implements CachePages {
   }
 
   dispose(): void {
-    if (this.#busy > 0) throw new LatentkvError('ERR_LATENTKV_INVALID_ARGUMENT', 'cannot dispose a LatentCache while an append is running');
+    if (this.#busy > 0)
+      throw new LatentkvError(
+        'ERR_LATENTKV_INVALID_ARGUMENT',
+        'cannot dispose a LatentCache while an append is running',
+      );
     this.#disposed = true;
     this.#pages = new Uint8Array(0);
     this.#sequences.clear();
@@ -238,7 +246,9 @@ export class LatentCache implements CachePages {
   #mutable(): void {
     this.#live();
     if (this.#busy > 0) {
-      throw new InvalidArgumentError('LatentCache: an async append is still running on this cache; await it first');
+      throw new InvalidArgumentError(
+        'LatentCache: an async append is still running on this cache; await it first',
+      );
     }
   }
 }

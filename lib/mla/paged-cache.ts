@@ -42,7 +42,12 @@ export interface CacheRowLayout {
 }
 
 /** Byte layout of one token row (native/include/latentkv.h documents it). */
-export function cacheRowLayout(dtype: CacheDtype, kvLoraRank: number, ropeDim: number, ropeHeads: number): CacheRowLayout {
+export function cacheRowLayout(
+  dtype: CacheDtype,
+  kvLoraRank: number,
+  ropeDim: number,
+  ropeHeads: number,
+): CacheRowLayout {
   return loadCpuBinding().binding.cacheLayout(DTYPE_CODE[dtype], kvLoraRank, ropeDim, ropeHeads);
 }
 
@@ -55,7 +60,15 @@ export function checkGeometry(name: string, value: unknown): CacheGeometry & Cac
   const ropeDim = intInRange(`${name}.ropeDim`, g.ropeDim, 0);
   if (ropeDim % 2 !== 0) throw invalidArgument(`${name}.ropeDim`, 'an even integer', ropeDim);
   const ropeHeads = intInRange(`${name}.ropeHeads`, g.ropeHeads, 1);
-  return { dtype, blockSize, numBlocks, kvLoraRank, ropeDim, ropeHeads, ...cacheRowLayout(dtype, kvLoraRank, ropeDim, ropeHeads) };
+  return {
+    dtype,
+    blockSize,
+    numBlocks,
+    kvLoraRank,
+    ropeDim,
+    ropeHeads,
+    ...cacheRowLayout(dtype, kvLoraRank, ropeDim, ropeHeads),
+  };
 }
 
 export function checkPages(name: string, value: unknown): CachePages & CacheRowLayout {
@@ -76,7 +89,11 @@ export function checkView(name: string, value: unknown, batch: number): PagedCac
   const v = value as { blockTable?: unknown; maxBlocksPerSeq?: unknown; seqLens?: unknown };
   const maxBlocksPerSeq = intInRange(`${name}.maxBlocksPerSeq`, v.maxBlocksPerSeq, 1);
   if (!(v.blockTable instanceof Int32Array) || v.blockTable.length !== batch * maxBlocksPerSeq) {
-    throw invalidArgument(`${name}.blockTable`, `an Int32Array of ${batch * maxBlocksPerSeq} ids [batch, maxBlocksPerSeq]`, v.blockTable);
+    throw invalidArgument(
+      `${name}.blockTable`,
+      `an Int32Array of ${batch * maxBlocksPerSeq} ids [batch, maxBlocksPerSeq]`,
+      v.blockTable,
+    );
   }
   if (!(v.seqLens instanceof Int32Array) || v.seqLens.length !== batch) {
     throw invalidArgument(`${name}.seqLens`, `an Int32Array of ${batch} lengths`, v.seqLens);

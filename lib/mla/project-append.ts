@@ -34,12 +34,16 @@ function prepare(args: ProjectAppendArgs): { backend: Backend; params: NativePro
   const a = objectArg('projectAppend args', args);
   const cache = checkPages('cache', a.cache);
   const hiddenSize = intInRange('hiddenSize', a.hiddenSize, 1);
-  if (!(a.hidden instanceof Float32Array)) throw invalidArgument('hidden', 'a Float32Array [numTokens, hiddenSize]', a.hidden);
+  if (!(a.hidden instanceof Float32Array))
+    throw invalidArgument('hidden', 'a Float32Array [numTokens, hiddenSize]', a.hidden);
   if (a.hidden.length % hiddenSize !== 0) {
-    throw new InvalidArgumentError(`hidden: length ${a.hidden.length} is not a multiple of hiddenSize ${hiddenSize}`);
+    throw new InvalidArgumentError(
+      `hidden: length ${a.hidden.length} is not a multiple of hiddenSize ${hiddenSize}`,
+    );
   }
   const numTokens = a.hidden.length / hiddenSize;
-  const weightDtype = a.weightDtype === undefined ? 'f32' : oneOf('weightDtype', a.weightDtype, WEIGHT_DTYPES);
+  const weightDtype =
+    a.weightDtype === undefined ? 'f32' : oneOf('weightDtype', a.weightDtype, WEIGHT_DTYPES);
   const rows = cache.kvLoraRank + cache.ropeDim * cache.ropeHeads;
   const wShape = `[kvLoraRank + ropeDim * ropeHeads = ${rows}, hiddenSize ${hiddenSize}]`;
   const weight =
@@ -48,18 +52,31 @@ function prepare(args: ProjectAppendArgs): { backend: Backend; params: NativePro
       : typedArray('weight', a.weight, Uint16Array, rows * hiddenSize, `${wShape} of ${weightDtype} bits`);
   let normWeight: Float32Array | undefined;
   if (a.normWeight !== undefined) {
-    normWeight = typedArray('normWeight', a.normWeight, Float32Array, cache.kvLoraRank, `[kvLoraRank ${cache.kvLoraRank}]`);
+    normWeight = typedArray(
+      'normWeight',
+      a.normWeight,
+      Float32Array,
+      cache.kvLoraRank,
+      `[kvLoraRank ${cache.kvLoraRank}]`,
+    );
   }
   const normEps = a.normEps === undefined ? 1e-6 : finiteNumber('normEps', a.normEps);
   if (normEps < 0) throw invalidArgument('normEps', 'a number >= 0', normEps);
   const rope = toNativeRope('rope', a.rope, cache.ropeDim);
   const positions = typedArray('positions', a.positions, Int32Array, numTokens, `[numTokens ${numTokens}]`);
   for (let t = 0; t < numTokens; t++) {
-    if ((positions[t] as number) < 0) throw invalidArgument(`positions[${t}]`, 'a position >= 0', positions[t]);
+    if ((positions[t] as number) < 0)
+      throw invalidArgument(`positions[${t}]`, 'a position >= 0', positions[t]);
   }
   let slotMapping: BigInt64Array;
   if (a.slotMapping instanceof BigInt64Array) {
-    slotMapping = typedArray('slotMapping', a.slotMapping, BigInt64Array, numTokens, `[numTokens ${numTokens}]`);
+    slotMapping = typedArray(
+      'slotMapping',
+      a.slotMapping,
+      BigInt64Array,
+      numTokens,
+      `[numTokens ${numTokens}]`,
+    );
   } else if (a.slotMapping instanceof Int32Array) {
     const s32 = typedArray('slotMapping', a.slotMapping, Int32Array, numTokens, `[numTokens ${numTokens}]`);
     slotMapping = BigInt64Array.from(s32, (v) => BigInt(v));
@@ -70,9 +87,11 @@ function prepare(args: ProjectAppendArgs): { backend: Backend; params: NativePro
   const seen = new Set<bigint>();
   for (let t = 0; t < numTokens; t++) {
     const s = slotMapping[t] as bigint;
-    if (s >= BigInt(slots)) throw invalidArgument(`slotMapping[${t}]`, `a slot in 0..${slots - 1} or -1 to skip`, s);
+    if (s >= BigInt(slots))
+      throw invalidArgument(`slotMapping[${t}]`, `a slot in 0..${slots - 1} or -1 to skip`, s);
     if (s >= 0n) {
-      if (seen.has(s)) throw new InvalidArgumentError(`slotMapping[${t}]: slot ${s} is written twice in one call`);
+      if (seen.has(s))
+        throw new InvalidArgumentError(`slotMapping[${t}]: slot ${s} is written twice in one call`);
       seen.add(s);
     }
   }

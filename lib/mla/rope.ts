@@ -5,7 +5,13 @@ import { finiteNumber, intInRange, objectArg, oneOf, typedArray } from '../valid
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPosition: number }
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPosition: number;
+    }
   | {
       type: 'yarn';
       factor: number;
@@ -76,8 +82,15 @@ export function toNativeRope(name: string, rope: unknown, ropeDim: number): Nati
       if (s.attentionFactor !== undefined) p.attentionFactor = positive('attentionFactor');
       break;
     case 'table': {
-      const table = typedArray(`${name}.scaling.invFreq`, s.invFreq, Float32Array, ropeDim / 2, '[ropeDim / 2]');
-      if (!table.every(Number.isFinite)) throw invalidArgument(`${name}.scaling.invFreq`, 'finite values', 'NaN or Infinity');
+      const table = typedArray(
+        `${name}.scaling.invFreq`,
+        s.invFreq,
+        Float32Array,
+        ropeDim / 2,
+        '[ropeDim / 2]',
+      );
+      if (!table.every(Number.isFinite))
+        throw invalidArgument(`${name}.scaling.invFreq`, 'finite values', 'NaN or Infinity');
       p.invFreq = table;
       break;
     }

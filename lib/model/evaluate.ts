@@ -47,15 +47,16 @@ export interface WindowOptions {
   windowSize: number;
   /**
    * How far each window starts after the previous one. Default windowSize: non-overlapping windows,
-   * each scored from scratch (TransMLA's evaluation). A smaller stride gives every scored token more
-   * context; only tokens not scored by an earlier window are scored.
+   * each run from scratch, where a window's first token is context only and is not scored
+   * (TransMLA's and Hugging Face's evaluation: windows of W tokens score W - 1 each). A smaller
+   * stride gives tokens more context and scores every token after the first exactly once.
    */
   stride?: number;
 }
 
 /**
  * Windowed perplexity: the token stream is cut into windows, each window is run from an empty cache
- * through `logitsFor`, and every token after the first of the stream is scored exactly once.
+ * through `logitsFor`, and each token is scored at most once, by the first window that predicts it.
  */
 export async function perplexity(
   tokens: readonly number[],

@@ -88,7 +88,12 @@ export interface NativeBackend {
 export interface NativeBinding {
   NativeBackend: new (name: string, cpuIsa: number, threads: number) => NativeBackend;
   buildInfo(): NativeBuildInfo;
-  cacheLayout(dtype: number, kvLoraRank: number, ropeDim: number, ropeHeads: number): {
+  cacheLayout(
+    dtype: number,
+    kvLoraRank: number,
+    ropeDim: number,
+    ropeHeads: number,
+  ): {
     rowBytes: number;
     scaleOffset: number;
     ropeOffset: number;

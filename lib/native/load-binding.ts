@@ -4,7 +4,7 @@
  * needed. The binary must come from the same package version.
  */
 import { createRequire } from 'node:module';
-import { BinaryMismatchError, BackendUnavailableError } from '../errors.js';
+import { BackendUnavailableError, BinaryMismatchError } from '../errors.js';
 import type { NativeBinding, NativeBuildInfo } from './binding-types.js';
 import { packageRoot } from './package-root.js';
 
@@ -40,9 +40,12 @@ export function loadCpuBinding(): { binding: NativeBinding; path: string } {
   try {
     binding = require(file) as NativeBinding;
   } catch (cause) {
-    throw new BackendUnavailableError(`the latentkv CPU binary ${file} failed to load: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw new BackendUnavailableError(
+      `the latentkv CPU binary ${file} failed to load: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
   }
   checkBinaryVersion(binding.buildInfo(), version, file);
   loaded = { binding, path: file };

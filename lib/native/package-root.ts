@@ -19,7 +19,8 @@ export function packageRoot(): { root: string; version: string } {
       }
     }
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('latentkv: cannot find the package root (package.json named latentkv)');
+    if (parent === dir)
+      throw new Error('latentkv: cannot find the package root (package.json named latentkv)');
     dir = parent;
   }
 }

@@ -1,6 +1,7 @@
 /** One backend per CPU ISA this binary has and this CPU runs, so every suite covers all of them. */
-import { type Backend, createBackend, info } from '../../lib/index.js';
+
 import type { CpuIsa } from '../../lib/dtypes.js';
+import { type Backend, createBackend, info } from '../../lib/index.js';
 
 export function usableIsas(): CpuIsa[] {
   const i = info();

@@ -46,7 +46,8 @@ export function makeDecodeCase(shape: DecodeShape, seed: number): DecodeCase {
   const blockTable = new Int32Array(batch * maxBlocksPerSeq).fill(-1);
   let next = 0;
   shape.seqLens.forEach((len, b) => {
-    for (let i = 0; i < (perSeq[b] as number); i++) blockTable[b * maxBlocksPerSeq + i] = ids[next++] as number;
+    for (let i = 0; i < (perSeq[b] as number); i++)
+      blockTable[b * maxBlocksPerSeq + i] = ids[next++] as number;
     for (let j = 0; j < len; j++) {
       const page = blockTable[b * maxBlocksPerSeq + Math.floor(j / blockSize)] as number;
       const latent = Array.from({ length: R }, () => r.normal());
@@ -59,7 +60,18 @@ export function makeDecodeCase(shape: DecodeShape, seed: number): DecodeCase {
   const qRope = Float32Array.from({ length: rows * P }, () => r.normal());
   const softmaxScale = 1 / Math.sqrt(R + P);
   const seqLens = Int32Array.from(shape.seqLens);
-  const view: PagedCacheView = { dtype, blockSize, numBlocks, kvLoraRank: R, ropeDim: P, ropeHeads, pages, blockTable, maxBlocksPerSeq, seqLens };
+  const view: PagedCacheView = {
+    dtype,
+    blockSize,
+    numBlocks,
+    kvLoraRank: R,
+    ropeDim: P,
+    ropeHeads,
+    pages,
+    blockTable,
+    maxBlocksPerSeq,
+    seqLens,
+  };
   const inputs: DecodeInputs = {
     batch,
     qLen: shape.qLen,

@@ -22,11 +22,18 @@ function grid(dtype: CacheDtype): DecodeShape[] {
 }
 
 const backends = backendsPerIsa();
-afterAll(() => backends.forEach((b) => b.backend.dispose()));
+afterAll(() => {
+  for (const b of backends) b.backend.dispose();
+});
 
 describe('cache row layout', () => {
   it.each(DTYPES)('%s matches the documented layout', (dtype) => {
-    for (const [R, P, rh] of [[512, 64, 1], [33, 6, 1], [17, 4, 4], [8, 0, 1]] as const) {
+    for (const [R, P, rh] of [
+      [512, 64, 1],
+      [33, 6, 1],
+      [17, 4, 4],
+      [8, 0, 1],
+    ] as const) {
       expect(cacheRowLayout(dtype, R, P, rh)).toEqual(expectedLayout(dtype, R, P * rh));
     }
   });
@@ -64,9 +71,25 @@ describe.each(backends)('mla_decode on $isa', ({ isa, backend }) => {
   });
 
   it('sync and async give identical bits, and out can be reused', async () => {
-    const shape: DecodeShape = { qLen: 1, numHeads: 16, R: 64, P: 16, ropeHeads: 1, blockSize: 16, dtype: 'bf16', seqLens: [100, 3] };
+    const shape: DecodeShape = {
+      qLen: 1,
+      numHeads: 16,
+      R: 64,
+      P: 16,
+      ropeHeads: 1,
+      blockSize: 16,
+      dtype: 'bf16',
+      seqLens: [100, 3],
+    };
     const c = makeDecodeCase(shape, 5);
-    const args = { cache: c.view, numHeads: 16, qLatent: c.qLatent, qRope: c.qRope, softmaxScale: c.softmaxScale, backend };
+    const args = {
+      cache: c.view,
+      numHeads: 16,
+      qLatent: c.qLatent,
+      qRope: c.qRope,
+      softmaxScale: c.softmaxScale,
+      backend,
+    };
     const a = await mlaDecode(args);
     const out = new Float32Array(a.out.length).fill(Number.NaN);
     const b = mlaDecodeSync({ ...args, out });
@@ -75,9 +98,27 @@ describe.each(backends)('mla_decode on $isa', ({ isa, backend }) => {
   });
 
   it('a query that sees no token gets zeros and lse = -inf', () => {
-    const shape: DecodeShape = { qLen: 3, numHeads: 2, R: 8, P: 2, ropeHeads: 1, blockSize: 4, dtype: 'f32', seqLens: [0, 1] };
+    const shape: DecodeShape = {
+      qLen: 3,
+      numHeads: 2,
+      R: 8,
+      P: 2,
+      ropeHeads: 1,
+      blockSize: 4,
+      dtype: 'f32',
+      seqLens: [0, 1],
+    };
     const c = makeDecodeCase(shape, 9);
-    const { out, lse } = mlaDecodeSync({ cache: c.view, numHeads: 2, qLen: 3, qLatent: c.qLatent, qRope: c.qRope, softmaxScale: 0.5, lse: true, backend });
+    const { out, lse } = mlaDecodeSync({
+      cache: c.view,
+      numHeads: 2,
+      qLen: 3,
+      qLatent: c.qLatent,
+      qRope: c.qRope,
+      softmaxScale: 0.5,
+      lse: true,
+      backend,
+    });
     expect(Array.from(out.subarray(0, 3 * 2 * 8)).every((v) => v === 0)).toBe(true);
     expect(lse![0]).toBe(Number.NEGATIVE_INFINITY);
     // Sequence 1 (length 1): queries 0 and 1 see nothing, query 2 sees token 0.

@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { LlamaCheckpoint, LlamaWeights } from '../../lib/model/llama-weights.js';
 
 /** Absolute path of a file under the shared folder beside the checkout. */
 export function sharedPath(relative: string): string {
@@ -40,3 +41,25 @@ export function sampleTokenIds(count: number, vocabSize: number, seed = 7): numb
   }
   return tokens;
 }
+
+/** Rewrites an interleaved-RoPE checkpoint as the same model with half-split RoPE (HF layout). */
+export function toHalfSplit(checkpoint: LlamaCheckpoint): LlamaCheckpoint {
+  const { config, weights } = checkpoint;
+  const hd = config.headDim;
+  const permute = (matrix: Float32Array, heads: number): Float32Array => {
+    const out = new Float32Array(matrix.length);
+    const cols = config.dim;
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < hd / 2; i++) {
+        // half-split dims (i, i + hd/2) rotate together, as interleaved dims (2i, 2i+1) did
+        out.set(matrix.subarray((h * hd + 2 * i) * cols, (h * hd + 2 * i + 1) * cols), (h * hd + i) * cols);
+        out.set(matrix.subarray((h * hd + 2 * i + 1) * cols, (h * hd + 2 * i + 2) * cols), (h * hd + i + hd / 2) * cols);
+      }
+    }
+    return out;
+  };
+  const layers = weights.layers.map((layer) => ({ ...layer, wq: permute(layer.wq, config.nHeads), wk: permute(layer.wk, config.nKvHeads) }));
+  const halfSplitWeights: LlamaWeights = { ...weights, layers };
+  return { config: { ...config, ropeStyle: 'half-split' }, weights: halfSplitWeights };
+}
+

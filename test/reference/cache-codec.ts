@@ -90,7 +90,8 @@ export function writeRow(
     scale = amax > 0 ? Math.fround(amax / (dtype === 'int8' ? 127 : 448)) : 1;
     view.setFloat32(row + layout.scaleOffset, scale, true);
   }
-  for (let r = 0; r < latent.length; r++) store(view, row, dtype, r, Math.fround((latent[r] as number) / scale));
+  for (let r = 0; r < latent.length; r++)
+    store(view, row, dtype, r, Math.fround((latent[r] as number) / scale));
   const ropeDtype = quantized(dtype) ? 'bf16' : dtype;
   for (let i = 0; i < rope.length; i++) store(view, row + layout.ropeOffset, ropeDtype, i, rope[i] as number);
 }

@@ -3,7 +3,7 @@
  * the native code (only the byte layout of latentkv.h is shared).
  */
 import type { CacheDtype } from '../../lib/dtypes.js';
-import { readRow, type RowLayout } from './cache-codec.js';
+import { type RowLayout, readRow } from './cache-codec.js';
 
 export interface DecodeInputs {
   batch: number;
@@ -46,7 +46,8 @@ export function referenceDecode(x: DecodeInputs): { out: Float64Array; lse: Floa
           const row = rows[j]!;
           let dot = 0;
           for (let r = 0; r < R; r++) dot += (x.qLatent[qi * R + r] as number) * (row.latent[r] as number);
-          for (let i = 0; i < P; i++) dot += (x.qRope[qi * P + i] as number) * (row.rope[g * P + i] as number);
+          for (let i = 0; i < P; i++)
+            dot += (x.qRope[qi * P + i] as number) * (row.rope[g * P + i] as number);
           scores[j] = dot * x.softmaxScale;
         }
         const li = (b * H + h) * qLen + s;
@@ -109,7 +110,8 @@ export function referenceProject(
     const base = R + k * P;
     for (let i = 0; i < P / 2; i++) {
       const angle = position * (rope.invFreq[i] as number);
-      const [a, b] = rope.style === 'interleaved' ? [base + 2 * i, base + 2 * i + 1] : [base + i, base + i + P / 2];
+      const [a, b] =
+        rope.style === 'interleaved' ? [base + 2 * i, base + 2 * i + 1] : [base + i, base + i + P / 2];
       const xa = y[a] as number;
       const xb = y[b] as number;
       y[a] = xa * Math.cos(angle) - xb * Math.sin(angle);
