@@ -82,4 +82,25 @@ lkv_status lkv_mla_project_append(lkv_backend* backend, const lkv_mla_project_ap
   return backend->vtable->mla_project_append(backend->ctx, p, err);
 }
 
+lkv_status lkv_gqa_decode(lkv_backend* backend, const lkv_gqa_decode_params* p, lkv_error* err) {
+  if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
+  const lkv_status s = lkv::validate(*p, err);
+  if (s != LKV_OK) return s;
+  if (!backend->vtable->gqa_decode) {
+    return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no gqa_decode", backend->vtable->name);
+  }
+  return backend->vtable->gqa_decode(backend->ctx, p, err);
+}
+
+lkv_status lkv_gqa_append(lkv_backend* backend, const lkv_gqa_append_params* p, lkv_error* err) {
+  if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
+  const lkv_status s = lkv::validate(*p, err);
+  if (s != LKV_OK) return s;
+  if (p->num_tokens == 0) return lkv::ok(err);
+  if (!backend->vtable->gqa_append) {
+    return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no gqa_append", backend->vtable->name);
+  }
+  return backend->vtable->gqa_append(backend->ctx, p, err);
+}
+
 }  // extern "C"

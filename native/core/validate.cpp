@@ -36,6 +36,50 @@ lkv_status check_cache_dims(int32_t kv_lora_rank, int32_t rope_dim, int32_t rope
   return LKV_OK;
 }
 
+// Every page a sequence's length reaches must be a valid page; entries past it are never read.
+lkv_status check_block_table(int32_t batch, const int32_t* seq_lens, const int32_t* block_table,
+                             int32_t max_blocks_per_seq, int32_t block_size, int32_t num_blocks,
+                             lkv_error* err) {
+  const int64_t capacity = static_cast<int64_t>(max_blocks_per_seq) * block_size;
+  for (int32_t b = 0; b < batch; ++b) {
+    const int32_t len = seq_lens[b];
+    if (len < 0 || len > capacity) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                  "seq_lens[%d] = %d is outside 0..%lld (max_blocks_per_seq %d x block_size %d)",
+                  b, len, static_cast<long long>(capacity), max_blocks_per_seq, block_size);
+    }
+    const int32_t used = (len + block_size - 1) / block_size;
+    const int32_t* row = block_table + static_cast<int64_t>(b) * max_blocks_per_seq;
+    for (int32_t i = 0; i < used; ++i) {
+      if (row[i] < 0 || row[i] >= num_blocks) {
+        return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                    "block_table[%d][%d] = %d is outside 0..%d, and sequence %d of length %d "
+                    "uses that block",
+                    b, i, row[i], num_blocks - 1, b, len);
+      }
+    }
+  }
+  return LKV_OK;
+}
+
+lkv_status check_slots(int32_t num_tokens, const int64_t* slot_mapping, int64_t slots, lkv_error* err) {
+  for (int32_t t = 0; t < num_tokens; ++t) {
+    if (slot_mapping[t] >= slots) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                  "slot_mapping[%d] = %lld is outside the cache's %lld slots (negative skips)", t,
+                  static_cast<long long>(slot_mapping[t]), static_cast<long long>(slots));
+    }
+    for (int32_t u = 0; u < t; ++u) {
+      if (slot_mapping[t] >= 0 && slot_mapping[u] == slot_mapping[t]) {
+        return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                    "slot_mapping[%d] and slot_mapping[%d] both write slot %lld", u, t,
+                    static_cast<long long>(slot_mapping[t]));
+      }
+    }
+  }
+  return LKV_OK;
+}
+
 }  // namespace
 
 lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err) {
@@ -65,25 +109,9 @@ lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err) {
                 "q_latent, cache, block_table, seq_lens, out (and q_rope when rope_dim > 0) "
                 "must not be NULL");
   }
-  const int64_t capacity = static_cast<int64_t>(p.max_blocks_per_seq) * p.block_size;
-  for (int32_t b = 0; b < p.batch; ++b) {
-    const int32_t len = p.seq_lens[b];
-    if (len < 0 || len > capacity) {
-      return fail(err, LKV_ERR_INVALID_ARGUMENT,
-                  "seq_lens[%d] = %d is outside 0..%lld (max_blocks_per_seq %d x block_size %d)",
-                  b, len, static_cast<long long>(capacity), p.max_blocks_per_seq, p.block_size);
-    }
-    const int32_t used = (len + p.block_size - 1) / p.block_size;
-    const int32_t* row = p.block_table + static_cast<int64_t>(b) * p.max_blocks_per_seq;
-    for (int32_t i = 0; i < used; ++i) {
-      if (row[i] < 0 || row[i] >= p.num_blocks) {
-        return fail(err, LKV_ERR_INVALID_ARGUMENT,
-                    "block_table[%d][%d] = %d is outside 0..%d, and sequence %d of length %d "
-                    "uses that block",
-                    b, i, row[i], p.num_blocks - 1, b, len);
-      }
-    }
-  }
+  s = check_block_table(p.batch, p.seq_lens, p.block_table, p.max_blocks_per_seq, p.block_size,
+                        p.num_blocks, err);
+  if (s != LKV_OK) return s;
   return ok(err);
 }
 
@@ -112,25 +140,81 @@ lkv_status validate(const lkv_mla_project_append_params& p, lkv_error* err) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT,
                 "hidden, w_kv_a, positions, slot_mapping and cache must not be NULL");
   }
-  const int64_t slots = static_cast<int64_t>(p.num_blocks) * p.block_size;
   for (int32_t t = 0; t < p.num_tokens; ++t) {
-    if (p.slot_mapping[t] >= slots) {
-      return fail(err, LKV_ERR_INVALID_ARGUMENT,
-                  "slot_mapping[%d] = %lld is outside the cache's %lld slots (negative skips)", t,
-                  static_cast<long long>(p.slot_mapping[t]), static_cast<long long>(slots));
-    }
     if (p.positions[t] < 0) {
       return fail(err, LKV_ERR_INVALID_ARGUMENT, "positions[%d] = %d must be >= 0", t,
                   p.positions[t]);
     }
-    for (int32_t u = 0; u < t; ++u) {
-      if (p.slot_mapping[t] >= 0 && p.slot_mapping[u] == p.slot_mapping[t]) {
-        return fail(err, LKV_ERR_INVALID_ARGUMENT,
-                    "slot_mapping[%d] and slot_mapping[%d] both write slot %lld", u, t,
-                    static_cast<long long>(p.slot_mapping[t]));
-      }
-    }
   }
+  s = check_slots(p.num_tokens, p.slot_mapping, static_cast<int64_t>(p.num_blocks) * p.block_size, err);
+  if (s != LKV_OK) return s;
+  return ok(err);
+}
+
+namespace {
+
+lkv_status check_gqa_cache(int32_t kv_heads, int32_t head_dim, int32_t block_size, int32_t num_blocks,
+                           lkv_dtype dtype, lkv_error* err) {
+  if (kv_heads < 1 || head_dim < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "num_kv_heads and head_dim must be >= 1, got %d and %d",
+                kv_heads, head_dim);
+  }
+  if (block_size < 1 || block_size > kMaxBlockSize) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "block_size must be in 1..%d, got %d", kMaxBlockSize,
+                block_size);
+  }
+  if (num_blocks < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "num_blocks must be >= 1, got %d", num_blocks);
+  }
+  if (dtype != LKV_DTYPE_F32 && dtype != LKV_DTYPE_F16 && dtype != LKV_DTYPE_BF16) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "GQA cache_dtype must be f32, f16 or bf16, got %d",
+                static_cast<int>(dtype));
+  }
+  return LKV_OK;
+}
+
+}  // namespace
+
+lkv_status validate(const lkv_gqa_decode_params& p, lkv_error* err) {
+  if (p.batch < 1 || p.q_len < 1 || p.num_heads < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "batch, q_len and num_heads must be >= 1, got %d, %d, %d", p.batch, p.q_len,
+                p.num_heads);
+  }
+  lkv_status s = check_gqa_cache(p.num_kv_heads, p.head_dim, p.block_size, p.num_blocks, p.cache_dtype, err);
+  if (s != LKV_OK) return s;
+  if (p.num_heads % p.num_kv_heads != 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "num_kv_heads (%d) must divide num_heads (%d)",
+                p.num_kv_heads, p.num_heads);
+  }
+  if (p.max_blocks_per_seq < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "max_blocks_per_seq must be >= 1, got %d",
+                p.max_blocks_per_seq);
+  }
+  if (!std::isfinite(p.softmax_scale)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "softmax_scale must be finite, got %g", p.softmax_scale);
+  }
+  if (!p.q || !p.cache || !p.block_table || !p.seq_lens || !p.out) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "q, cache, block_table, seq_lens and out must not be NULL");
+  }
+  s = check_block_table(p.batch, p.seq_lens, p.block_table, p.max_blocks_per_seq, p.block_size,
+                        p.num_blocks, err);
+  if (s != LKV_OK) return s;
+  return ok(err);
+}
+
+lkv_status validate(const lkv_gqa_append_params& p, lkv_error* err) {
+  if (p.num_tokens < 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "num_tokens must be >= 0, got %d", p.num_tokens);
+  }
+  lkv_status s = check_gqa_cache(p.num_kv_heads, p.head_dim, p.block_size, p.num_blocks, p.cache_dtype, err);
+  if (s != LKV_OK) return s;
+  if (p.num_tokens == 0) return ok(err);
+  if (!p.k || !p.v || !p.slot_mapping || !p.cache) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "k, v, slot_mapping and cache must not be NULL");
+  }
+  s = check_slots(p.num_tokens, p.slot_mapping, static_cast<int64_t>(p.num_blocks) * p.block_size, err);
+  if (s != LKV_OK) return s;
   return ok(err);
 }
 

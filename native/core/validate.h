@@ -11,6 +11,8 @@ constexpr int32_t kMaxBlockSize = 256;
 
 lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err);
 lkv_status validate(const lkv_mla_project_append_params& p, lkv_error* err);
+lkv_status validate(const lkv_gqa_decode_params& p, lkv_error* err);
+lkv_status validate(const lkv_gqa_append_params& p, lkv_error* err);
 
 }  // namespace lkv
 

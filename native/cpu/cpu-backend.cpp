@@ -55,6 +55,18 @@ lkv_status project_append(void* ctx, const lkv_mla_project_append_params* p, lkv
   return b->kernels->mla_project_append(*p, b->pool, err);
 }
 
+lkv_status gqa_decode(void* ctx, const lkv_gqa_decode_params* p, lkv_error* err) {
+  auto* b = static_cast<CpuBackend*>(ctx);
+  auto fn = b->kernels->gqa_decode ? b->kernels->gqa_decode : reference_kernels().gqa_decode;
+  return fn(*p, b->pool, err);
+}
+
+lkv_status gqa_append(void* ctx, const lkv_gqa_append_params* p, lkv_error* err) {
+  auto* b = static_cast<CpuBackend*>(ctx);
+  auto fn = b->kernels->gqa_append ? b->kernels->gqa_append : reference_kernels().gqa_append;
+  return fn(*p, b->pool, err);
+}
+
 void destroy(void* ctx) { delete static_cast<CpuBackend*>(ctx); }
 
 const lkv_backend_vtable kCpuVtable = {
@@ -63,6 +75,8 @@ const lkv_backend_vtable kCpuVtable = {
     /* .get_info = */ get_info,
     /* .mla_decode = */ decode,
     /* .mla_project_append = */ project_append,
+    /* .gqa_decode = */ gqa_decode,
+    /* .gqa_append = */ gqa_append,
     /* .synchronize = */ nullptr,
     /* .destroy = */ destroy,
 };

@@ -15,6 +15,9 @@ struct KernelTable {
   lkv_status (*mla_decode)(const lkv_mla_decode_params& p, ThreadPool& pool, lkv_error* err);
   lkv_status (*mla_project_append)(const lkv_mla_project_append_params& p, ThreadPool& pool,
                                    lkv_error* err);
+  // Optional in SIMD tables (nullptr: the backend uses the reference for that kernel).
+  lkv_status (*gqa_decode)(const lkv_gqa_decode_params& p, ThreadPool& pool, lkv_error* err);
+  lkv_status (*gqa_append)(const lkv_gqa_append_params& p, ThreadPool& pool, lkv_error* err);
 };
 
 // The scalar reference: always compiled, the ground truth for every other kernel.

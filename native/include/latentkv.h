@@ -177,6 +177,48 @@ typedef struct lkv_mla_project_append_params {
 } lkv_mla_project_append_params;
 
 /* ------------------------------------------------------------------------------------ */
+/* Kernel 5: gqa_decode, plain paged GQA/MHA decode (unconverted models, comparisons)    */
+
+/*
+ * The GQA cache holds, per token, K then V of every KV head:
+ *   [num_blocks, block_size, 2, num_kv_heads, head_dim] in f32, f16 or bf16.
+ * Query head h attends with KV head h / (H / num_kv_heads); causal and empty-sequence rules as
+ * for mla_decode. out [B, Sq, H, D], lse [B, H, Sq] (natural log, may be NULL).
+ */
+typedef struct lkv_gqa_decode_params {
+  int32_t batch;              /* B >= 1                                   */
+  int32_t q_len;              /* Sq >= 1                                  */
+  int32_t num_heads;          /* H >= 1                                   */
+  int32_t num_kv_heads;       /* >= 1, divides H                          */
+  int32_t head_dim;           /* D >= 1                                   */
+  int32_t block_size;         /* 1..256                                   */
+  int32_t num_blocks;
+  int32_t max_blocks_per_seq;
+  lkv_dtype cache_dtype;      /* f32, f16 or bf16                         */
+  float softmax_scale;        /* required, finite                         */
+  const float* q;             /* [B, Sq, H, D], RoPE already applied      */
+  const void* cache;          /* see above                                */
+  const int32_t* block_table; /* [B, max_blocks_per_seq]                  */
+  const int32_t* seq_lens;    /* [B]                                      */
+  float* out;                 /* [B, Sq, H, D]                            */
+  float* lse;                 /* [B, H, Sq], may be NULL                  */
+} lkv_gqa_decode_params;
+
+/* Writes K and V of T tokens (RoPE already applied to K) into their cache slots. */
+typedef struct lkv_gqa_append_params {
+  int32_t num_tokens;          /* T >= 0                                  */
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  int32_t block_size;
+  int32_t num_blocks;
+  lkv_dtype cache_dtype;       /* f32, f16 or bf16                        */
+  const float* k;              /* [T, num_kv_heads, head_dim]             */
+  const float* v;              /* [T, num_kv_heads, head_dim]             */
+  const int64_t* slot_mapping; /* [T], negative skips                     */
+  void* cache;
+} lkv_gqa_append_params;
+
+/* ------------------------------------------------------------------------------------ */
 /* Backends                                                                              */
 
 typedef enum lkv_cpu_isa {
@@ -218,6 +260,8 @@ typedef struct lkv_backend_vtable {
   lkv_status (*mla_decode)(void* ctx, const lkv_mla_decode_params* p, lkv_error* err);
   lkv_status (*mla_project_append)(void* ctx, const lkv_mla_project_append_params* p,
                                    lkv_error* err);
+  lkv_status (*gqa_decode)(void* ctx, const lkv_gqa_decode_params* p, lkv_error* err);
+  lkv_status (*gqa_append)(void* ctx, const lkv_gqa_append_params* p, lkv_error* err);
   lkv_status (*synchronize)(void* ctx, lkv_error* err); /* optional */
   void (*destroy)(void* ctx);
 } lkv_backend_vtable;
@@ -232,6 +276,9 @@ lkv_status lkv_backend_get_info(const lkv_backend* backend, lkv_backend_info* ou
 lkv_status lkv_mla_decode(lkv_backend* backend, const lkv_mla_decode_params* p, lkv_error* err);
 lkv_status lkv_mla_project_append(lkv_backend* backend, const lkv_mla_project_append_params* p,
                                   lkv_error* err);
+
+lkv_status lkv_gqa_decode(lkv_backend* backend, const lkv_gqa_decode_params* p, lkv_error* err);
+lkv_status lkv_gqa_append(lkv_backend* backend, const lkv_gqa_append_params* p, lkv_error* err);
 
 /* What the running CPU and OS support, as a bit mask of (1 << lkv_cpu_isa). */
 uint32_t lkv_cpu_supported_isa_mask(void);

@@ -7,6 +7,8 @@ const KernelTable& reference_kernels() {
       /* .isa = */ LKV_CPU_ISA_SCALAR,
       /* .mla_decode = */ mla_decode_reference,
       /* .mla_project_append = */ mla_project_append_reference,
+      /* .gqa_decode = */ gqa_decode_reference,
+      /* .gqa_append = */ gqa_append_reference,
   };
   return table;
 }

@@ -9,6 +9,8 @@ namespace lkv::cpu {
 lkv_status mla_decode_reference(const lkv_mla_decode_params& p, ThreadPool& pool, lkv_error* err);
 lkv_status mla_project_append_reference(const lkv_mla_project_append_params& p, ThreadPool& pool,
                                         lkv_error* err);
+lkv_status gqa_decode_reference(const lkv_gqa_decode_params& p, ThreadPool& pool, lkv_error* err);
+lkv_status gqa_append_reference(const lkv_gqa_append_params& p, ThreadPool& pool, lkv_error* err);
 
 }  // namespace lkv::cpu
 

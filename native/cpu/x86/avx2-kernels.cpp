@@ -30,6 +30,8 @@ const KernelTable& avx2_kernels() {
       /* .isa = */ LKV_CPU_ISA_AVX2,
       /* .mla_decode = */ mla_decode_simd,
       /* .mla_project_append = */ mla_project_append_simd,
+      /* .gqa_decode = */ nullptr,  // the reference serves GQA until a SIMD kernel lands
+      /* .gqa_append = */ nullptr,
   };
   return table;
 }

@@ -1,0 +1,571 @@
+// latentkv_native_bench: measures this machine's ceilings, then mla_decode and
+// mla_project_append at the standard shapes (DESIGN.md, "Measuring performance").
+// A program that prints numbers, not a test.
+//
+//   latentkv_native_bench [--quick] [--json] [--isa=auto|scalar|avx2|avx512|avx512bf16]
+//                         [--threads=N] [--filter=TEXT]
+//
+// The ceiling loops use per-function target attributes, so this file is compiled with the
+// baseline flags and no AVX-512 code can leak into shared inline functions.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__)
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* placeholders).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
+
+#include "core/cache-layout.h"
+#include "core/numeric.h"
+#include "latentkv.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct Options {
+  bool quick = false, json = false;
+  lkv_cpu_isa isa = LKV_CPU_ISA_AUTO;
+  int threads = 0;
+  std::string filter;
+};
+
+int hw_threads(const Options& o) {
+  if (o.threads > 0) return o.threads;
+  const unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+// Runs f on n threads at once, returns the wall time of the slowest.
+double run_parallel(int n, const std::function<void(int)>& f) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> ts;
+  Clock::time_point t0;
+  for (int i = 0; i < n; ++i) {
+    ts.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (!go.load()) {
+      }
+      f(i);
+    });
+  }
+  while (ready.load() != n) {
+  }
+  t0 = Clock::now();
+  go.store(true);
+  for (auto& t : ts) t.join();
+  return seconds_since(t0);
+}
+
+// ---- Ceilings -------------------------------------------------------------------------------
+#if defined(__x86_64__)
+__attribute__((target("avx512f,fma"), noinline)) float fma_loop_512(int64_t iters) {
+  __m512 a[12];
+  const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(static_cast<float>(i));
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], x, y);
+  }
+  __m512 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"), noinline)) float fma_loop_256(int64_t iters) {
+  __m256 a[12];
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(static_cast<float>(i));
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], x, y);
+  }
+  __m256 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, a[i]);
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  return out[0] + out[7];
+}
+
+__attribute__((target("avx512f,avx512bf16"), noinline)) float dpbf16_loop(int64_t iters) {
+  __m512 a[12];
+  const __m512i x = _mm512_set1_epi32(0x3f803f80), y = _mm512_set1_epi32(0x33d633d6);
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(static_cast<float>(i));
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i)
+      a[i] = _mm512_dpbf16_ps(a[i], reinterpret_cast<__m512bh>(x), reinterpret_cast<__m512bh>(y));
+  }
+  __m512 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx512f"), noinline)) uint64_t read_loop_512(const uint8_t* p, size_t n) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 256 <= n; i += 256) {
+    a0 = _mm512_xor_si512(a0, _mm512_load_si512(p + i));
+    a1 = _mm512_xor_si512(a1, _mm512_load_si512(p + i + 64));
+    a2 = _mm512_xor_si512(a2, _mm512_load_si512(p + i + 128));
+    a3 = _mm512_xor_si512(a3, _mm512_load_si512(p + i + 192));
+  }
+  a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(a0));
+}
+#endif
+
+uint64_t read_loop_scalar(const uint8_t* p, size_t n) {
+  uint64_t s = 0;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, p + i, 8);
+    s ^= v;
+  }
+  return s;
+}
+
+struct Ceilings {
+  double read_gbs = 0, f32_gflops = 0, bf16_gflops = 0;
+  int threads = 1;
+};
+
+volatile float g_sink_f;
+volatile uint64_t g_sink_u;
+
+Ceilings measure_ceilings(const Options& o) {
+  Ceilings c;
+  c.threads = hw_threads(o);
+  const int n = c.threads;
+  const uint32_t supported = lkv_cpu_supported_isa_mask();
+  const bool has512 = supported & (1u << LKV_CPU_ISA_AVX512);
+  const bool has256 = supported & (1u << LKV_CPU_ISA_AVX2);
+  const bool hasbf16 = supported & (1u << LKV_CPU_ISA_AVX512BF16);
+  const int64_t iters = o.quick ? 10000000 : 40000000;  // 30 to 120 ms a run
+  // Best of five, each with all threads.
+  for (int rep = 0; rep < 5; ++rep) {
+#if defined(__x86_64__)
+    if (has512 || has256) {
+      const double t = run_parallel(n, [&](int) {
+        g_sink_f = has512 ? fma_loop_512(iters) : fma_loop_256(iters);
+      });
+      const double flops = 2.0 * (has512 ? 16 : 8) * 12 * static_cast<double>(iters) * n;
+      c.f32_gflops = std::max(c.f32_gflops, flops / t * 1e-9);
+    }
+    if (hasbf16) {
+      const double t = run_parallel(n, [&](int) { g_sink_f = dpbf16_loop(iters); });
+      const double flops = 4.0 * 16 * 12 * static_cast<double>(iters) * n;
+      c.bf16_gflops = std::max(c.bf16_gflops, flops / t * 1e-9);
+    }
+#endif
+  }
+  const size_t bytes = (o.quick ? 256ull : 1024ull) << 20;  // >> any last-level cache
+  uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  run_parallel(n, [&](int i) {  // first touch by the threads that read it
+    std::memset(buf + bytes / n * i, i + 1, bytes / n);
+  });
+  for (int rep = 0; rep < 3; ++rep) {
+    const double t = run_parallel(n, [&](int i) {
+      const uint8_t* p = buf + bytes / n * i;
+#if defined(__x86_64__)
+      g_sink_u = has512 ? read_loop_512(p, bytes / n) : read_loop_scalar(p, bytes / n);
+#else
+      g_sink_u = read_loop_scalar(p, bytes / n);
+#endif
+    });
+    c.read_gbs = std::max(c.read_gbs, static_cast<double>(bytes) / t * 1e-9);
+  }
+  std::free(buf);
+  return c;
+}
+
+// ---- Timing ---------------------------------------------------------------------------------
+
+double median_time(const std::function<void()>& f, const Options& o, int min_reps = 3) {
+  f();  // warm-up
+  std::vector<double> ts;
+  const double budget = o.quick ? 0.15 : 1.0;
+  const int minr = o.quick ? 2 : min_reps;
+  const Clock::time_point start = Clock::now();
+  while (static_cast<int>(ts.size()) < minr || (seconds_since(start) < budget && ts.size() < 50)) {
+    const Clock::time_point t0 = Clock::now();
+    f();
+    ts.push_back(seconds_since(t0));
+  }
+  std::sort(ts.begin(), ts.end());
+  return ts[ts.size() / 2];
+}
+
+struct Backend {
+  lkv_backend* h = nullptr;
+  Backend(lkv_cpu_isa isa, int threads) {
+    lkv_backend_options opt{isa, threads};
+    lkv_error err{};
+    if (lkv_backend_create("cpu", &opt, &h, &err) != LKV_OK) {
+      std::fprintf(stderr, "backend: %s\n", err.message);
+      std::exit(2);
+    }
+  }
+  ~Backend() { lkv_backend_free(h); }
+  lkv_cpu_isa isa() const {
+    lkv_backend_info info{};
+    lkv_backend_get_info(h, &info);
+    return info.cpu_isa;
+  }
+};
+
+// ---- Decode workloads -----------------------------------------------------------------------
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9e3779b97f4a7c15ull + 1) {}
+  float uniform() {  // [-1, 1)
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return static_cast<float>(static_cast<int64_t>(s >> 40) - (1 << 23)) / static_cast<float>(1 << 23);
+  }
+};
+
+struct CacheBuf {
+  lkv_dtype dtype;
+  int32_t B = 0, L = 0, R = 0, P = 0, bs = 0, num_blocks = 0, max_blocks = 0;
+  lkv_cache_layout layout{};
+  std::vector<uint8_t> data;
+  std::vector<int32_t> table, lens;
+};
+
+void make_cache(CacheBuf& c, lkv_dtype dt, int32_t B, int32_t L, int32_t R, int32_t P, int32_t bs) {
+  if (c.dtype == dt && c.B == B && c.L == L && c.R == R && c.P == P && c.bs == bs && !c.data.empty()) return;
+  c.dtype = dt;
+  c.B = B;
+  c.L = L;
+  c.R = R;
+  c.P = P;
+  c.bs = bs;
+  c.layout = lkv::cache_layout(dt, R, P);
+  c.max_blocks = (L + bs - 1) / bs;
+  c.num_blocks = c.max_blocks * B;
+  c.data.assign(static_cast<size_t>(c.num_blocks) * bs * c.layout.row_bytes, 0);
+  std::vector<int32_t> ids(static_cast<size_t>(c.num_blocks));
+  for (int32_t i = 0; i < c.num_blocks; ++i) ids[i] = i;
+  std::mt19937 g(5);
+  std::shuffle(ids.begin(), ids.end(), g);
+  c.table = ids;
+  c.lens.assign(static_cast<size_t>(B), L);
+  const size_t rows = static_cast<size_t>(c.num_blocks) * bs;
+  const int nth = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  run_parallel(nth, [&](int w) {
+    Rng rng(w + 11);
+    std::vector<float> lat(static_cast<size_t>(R)), rope(static_cast<size_t>(P));
+    for (size_t r = rows * w / nth; r < rows * (w + 1) / nth; ++r) {
+      for (auto& v : lat) v = rng.uniform();
+      for (auto& v : rope) v = rng.uniform();
+      lkv::write_row(c.data.data() + r * c.layout.row_bytes, c.layout, dt, R, P, lat.data(), rope.data());
+    }
+  });
+}
+
+struct DecodeRun {
+  int32_t B, H, R, P, L, bs;
+  lkv_dtype dt;
+  std::vector<float> ql, qr, out, lse;
+  lkv_mla_decode_params params(const CacheBuf& c, int32_t len_override = -1) {
+    lkv_mla_decode_params p{};
+    p.batch = B;
+    p.q_len = 1;
+    p.num_heads = H;
+    p.kv_lora_rank = R;
+    p.rope_dim = P;
+    p.rope_heads = 1;
+    p.block_size = bs;
+    p.num_blocks = c.num_blocks;
+    p.max_blocks_per_seq = c.max_blocks;
+    p.cache_dtype = dt;
+    p.softmax_scale = 1.0f / std::sqrt(192.0f);
+    ql.resize(static_cast<size_t>(B) * H * R);
+    qr.resize(static_cast<size_t>(B) * H * P);
+    out.resize(ql.size());
+    lse.resize(static_cast<size_t>(B) * H);
+    Rng rng(3);
+    for (auto& v : ql) v = rng.uniform();
+    for (auto& v : qr) v = rng.uniform();
+    p.q_latent = ql.data();
+    p.q_rope = qr.data();
+    p.cache = c.data.data();
+    p.block_table = c.table.data();
+    p.seq_lens = c.lens.data();
+    p.out = out.data();
+    p.lse = lse.data();
+    (void)len_override;
+    return p;
+  }
+};
+
+// The composed baseline: dequantize, S = Q C^T, softmax, O = P C, each written simply
+// (plain loops the compiler may vectorize), heads split over the threads.
+double composed_baseline(const CacheBuf& c, DecodeRun& run, int32_t L, int threads, const Options& o) {
+  const int32_t H = run.H, R = run.R, P = run.P, K = R + P;
+  std::vector<float> C(static_cast<size_t>(L) * K), lat(static_cast<size_t>(R)), rope(static_cast<size_t>(P));
+  std::vector<float> out(static_cast<size_t>(H) * R);
+  auto body = [&] {
+    for (int32_t j = 0; j < L; ++j) {
+      lkv::read_row(lkv::cache_row(c.data.data(), c.layout, c.table.data(), c.bs, j), c.layout, c.dtype, R, P,
+                    C.data() + static_cast<size_t>(j) * K, C.data() + static_cast<size_t>(j) * K + R);
+    }
+    run_parallel(threads, [&](int w) {
+      std::vector<float> s(static_cast<size_t>(L));
+      for (int32_t h = w; h < H; h += threads) {
+        const float* ql = run.ql.data() + static_cast<size_t>(h) * R;
+        const float* qr = run.qr.data() + static_cast<size_t>(h) * P;
+        float mx = -INFINITY;
+        for (int32_t j = 0; j < L; ++j) {
+          const float* cj = C.data() + static_cast<size_t>(j) * K;
+          float d = 0;
+          for (int32_t r = 0; r < R; ++r) d += ql[r] * cj[r];
+          for (int32_t i = 0; i < P; ++i) d += qr[i] * cj[R + i];
+          s[j] = d * 0.0721688f;
+          mx = std::max(mx, s[j]);
+        }
+        float sum = 0;
+        for (int32_t j = 0; j < L; ++j) sum += (s[j] = std::exp(s[j] - mx));
+        float* o = out.data() + static_cast<size_t>(h) * R;
+        std::fill(o, o + R, 0.0f);
+        for (int32_t j = 0; j < L; ++j) {
+          const float* cj = C.data() + static_cast<size_t>(j) * K;
+          const float pj = s[j] / sum;
+          for (int32_t r = 0; r < R; ++r) o[r] += pj * cj[r];
+        }
+      }
+    });
+  };
+  return median_time(body, o, 1);
+}
+
+struct Result {
+  std::string kernel, shape, isa, bound;
+  double ms = 0, gflops = 0, gbs = 0, frac = 0, x_ref = 0, x_composed = 0;
+};
+
+const char* dtype_name(lkv_dtype d) { return lkv_dtype_name(d); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") o.quick = true;
+    else if (a == "--json") o.json = true;
+    else if (a.rfind("--threads=", 0) == 0) o.threads = std::atoi(a.c_str() + 10);
+    else if (a.rfind("--filter=", 0) == 0) o.filter = a.substr(9);
+    else if (a.rfind("--isa=", 0) == 0) {
+      const std::string v = a.substr(6);
+      const char* names[] = {"scalar", "avx2", "avx512", "avx512bf16", "neon"};
+      bool found = v == "auto";
+      for (int k = 0; k < 5; ++k)
+        if (v == names[k]) { o.isa = static_cast<lkv_cpu_isa>(k); found = true; }
+      if (!found) { std::fprintf(stderr, "--isa must be auto, scalar, avx2, avx512, avx512bf16 or neon\n"); return 2; }
+    } else {
+      std::fprintf(stderr, "usage: %s [--quick] [--json] [--isa=NAME] [--threads=N] [--filter=TEXT]\n", argv[0]);
+      return a == "--help" || a == "-h" ? 0 : 2;
+    }
+  }
+  const int threads = hw_threads(o);
+  Backend fast(o.isa, threads);
+  Backend ref(LKV_CPU_ISA_SCALAR, 1);
+  const char* isa_name = lkv_cpu_isa_name(fast.isa());
+  FILE* log = o.json ? stderr : stdout;
+
+  std::fprintf(log, "latentkv native bench: isa=%s threads=%d%s\n", isa_name, threads, o.quick ? " (quick)" : "");
+  const Ceilings ce = measure_ceilings(o);
+  std::fprintf(log, "ceilings (all %d threads): memory read %.1f GB/s, f32 FMA %.1f GFLOP/s, bf16 dot %.1f GFLOP/s\n",
+               threads, ce.read_gbs, ce.f32_gflops, ce.bf16_gflops);
+  std::fprintf(log,
+               "x_ref: scalar reference (1 thread) timed at a shorter L (%s) and B=1, scaled linearly to the shape.\n"
+               "x_comp: composed f32 baseline (dequantize, Q.C^T, softmax, P.C in plain loops, heads over %d threads)\n"
+               "        timed at L=min(L,4096), B=1, scaled linearly.\n",
+               o.quick ? "128" : "512", threads);
+  std::fprintf(log, "%-15s %-34s %9s %9s %8s %-7s %6s %8s %8s\n", "kernel", "shape", "ms", "GFLOP/s", "GB/s",
+               "bound", "%ceil", "x_ref", "x_comp");
+
+  std::vector<Result> results;
+  auto emit = [&](const Result& r) {
+    results.push_back(r);
+    std::fprintf(log, "%-15s %-34s %9.3f %9.1f %8.1f %-7s %5.0f%% %8.1f %8.1f\n", r.kernel.c_str(), r.shape.c_str(),
+                 r.ms, r.gflops, r.gbs, r.bound.c_str(), 100 * r.frac, r.x_ref, r.x_composed);
+    std::fflush(log);
+  };
+  auto binding = [&](double flops, double bytes, bool bf16_core, Result& r, double t) {
+    const double peak = bf16_core && ce.bf16_gflops > 0 ? ce.bf16_gflops : ce.f32_gflops;
+    const double t_comp = peak > 0 ? flops / (peak * 1e9) : 0;
+    const double t_mem = bytes / (ce.read_gbs * 1e9);
+    r.bound = t_comp >= t_mem ? (bf16_core && ce.bf16_gflops > 0 ? "bf16dot" : "f32fma") : "memory";
+    r.frac = std::max(t_comp, t_mem) / t;
+  };
+
+  // ---- mla_decode --------------------------------------------------------------------------
+  const int32_t R = 512, P = 64, bs = 64;
+  const int32_t heads[] = {128, 16, 32};
+  const int32_t lens[] = {4096, 32768};
+  const int32_t batches[] = {1, 8};
+  const lkv_dtype dtypes[] = {LKV_DTYPE_BF16, LKV_DTYPE_F32, LKV_DTYPE_INT8};
+  const int32_t L_ref = o.quick ? 128 : 512;
+  CacheBuf cache, small;
+  cache.dtype = small.dtype = static_cast<lkv_dtype>(-1);
+  for (lkv_dtype dt : dtypes) {
+    for (int32_t B : batches) {
+      for (int32_t L : lens) {
+        if (o.quick && B == 8 && L == 32768) continue;
+        bool cache_made = false;
+        for (int32_t H : heads) {
+          char shape[96];
+          std::snprintf(shape, sizeof shape, "H=%d B=%d L=%d %s", H, B, L, dtype_name(dt));
+          if (!o.filter.empty() && std::string("mla_decode ").append(shape).find(o.filter) == std::string::npos) continue;
+          if (!cache_made) { make_cache(cache, dt, B, L, R, P, bs); cache_made = true; }
+          DecodeRun run{B, H, R, P, L, bs, dt, {}, {}, {}, {}};
+          lkv_mla_decode_params p = run.params(cache);
+          lkv_error err{};
+          const double t = median_time([&] {
+            if (lkv_mla_decode(fast.h, &p, &err) != LKV_OK) { std::fprintf(stderr, "%s\n", err.message); std::exit(1); }
+          }, o);
+          Result r;
+          r.kernel = "mla_decode";
+          r.shape = shape;
+          r.isa = isa_name;
+          r.ms = t * 1e3;
+          const double flops = 2.0 * B * H * static_cast<double>(L) * (2 * R + P);
+          const double bytes = static_cast<double>(B) * L * cache.layout.row_bytes + 8.0 * B * H * (2 * R + P);
+          r.gflops = flops / t * 1e-9;
+          r.gbs = bytes / t * 1e-9;
+          const bool bf16_core = fast.isa() == LKV_CPU_ISA_AVX512BF16 && dt != LKV_DTYPE_F32;
+          binding(flops, bytes, bf16_core, r, t);
+          // Scalar reference at a short length, B = 1, scaled.
+          make_cache(small, dt, 1, L_ref, R, P, bs);
+          DecodeRun rr{1, H, R, P, L_ref, bs, dt, {}, {}, {}, {}};
+          lkv_mla_decode_params pr = rr.params(small);
+          const double tr = median_time([&] { lkv_mla_decode(ref.h, &pr, &err); }, o, 1);
+          r.x_ref = tr * (static_cast<double>(L) / L_ref) * B / t;
+          const int32_t Lc = std::min(L, 4096);
+          make_cache(small, dt, 1, Lc, R, P, bs);
+          DecodeRun rc{1, H, R, P, Lc, bs, dt, {}, {}, {}, {}};
+          rc.params(small);
+          const double tc = composed_baseline(small, rc, Lc, threads, o);
+          r.x_composed = tc * (static_cast<double>(L) / Lc) * B / t;
+          emit(r);
+        }
+      }
+    }
+  }
+
+  // ---- mla_project_append ------------------------------------------------------------------
+  const int32_t hidden[] = {7168, 2048};
+  const int32_t tokens[] = {1, 64};
+  const lkv_dtype wdts[] = {LKV_DTYPE_BF16, LKV_DTYPE_F32};
+  for (lkv_dtype wd : wdts) {
+    for (int32_t E : hidden) {
+      for (int32_t T : tokens) {
+        char shape[96];
+        std::snprintf(shape, sizeof shape, "E=%d T=%d w=%s cache=bf16", E, T, dtype_name(wd));
+        if (!o.filter.empty() && std::string("mla_project_append ").append(shape).find(o.filter) == std::string::npos) continue;
+        const int32_t rows = R + P;
+        const size_t es = lkv_dtype_size(wd);
+        std::vector<uint8_t> w(static_cast<size_t>(rows) * E * es);
+        Rng rng(9);
+        for (size_t i = 0; i < static_cast<size_t>(rows) * E; ++i) {
+          const float v = rng.uniform() * 0.02f;
+          if (es == 4) std::memcpy(w.data() + 4 * i, &v, 4);
+          else { const uint16_t h = lkv::f32_to_bf16(v); std::memcpy(w.data() + 2 * i, &h, 2); }
+        }
+        std::vector<float> x(static_cast<size_t>(T) * E), gamma(static_cast<size_t>(R), 1.0f);
+        for (auto& v : x) v = rng.uniform();
+        std::vector<int32_t> pos(static_cast<size_t>(T));
+        std::vector<int64_t> slots(static_cast<size_t>(T));
+        for (int32_t t = 0; t < T; ++t) { pos[t] = 1000 + t; slots[t] = t; }
+        const lkv_cache_layout lay = lkv::cache_layout(LKV_DTYPE_BF16, R, P);
+        std::vector<uint8_t> cbuf(static_cast<size_t>(T + bs) * lay.row_bytes);
+        lkv_mla_project_append_params p{};
+        p.num_tokens = T;
+        p.hidden_size = E;
+        p.kv_lora_rank = R;
+        p.rope_dim = P;
+        p.rope_heads = 1;
+        p.block_size = bs;
+        p.num_blocks = (T + bs - 1) / bs + 1;
+        p.cache_dtype = LKV_DTYPE_BF16;
+        p.weight_dtype = wd;
+        p.norm_eps = 1e-6f;
+        p.rope.style = LKV_ROPE_INTERLEAVED;
+        p.rope.theta = 10000.0f;
+        p.hidden = x.data();
+        p.w_kv_a = w.data();
+        p.norm_weight = gamma.data();
+        p.positions = pos.data();
+        p.slot_mapping = slots.data();
+        p.cache = cbuf.data();
+        lkv_error err{};
+        // Evict the weights from the caches between runs: the weights of a real model layer
+        // are not cache-resident when the layer runs.
+        std::vector<uint8_t> evict(64u << 20, 1);
+        uint64_t ev = 0;
+        double total = 0;
+        std::vector<double> ts;
+        for (int rep = 0; rep < (o.quick ? 5 : 21); ++rep) {
+          for (size_t i = 0; i < evict.size(); i += 64) ev += evict[i]++;
+          const Clock::time_point t0 = Clock::now();
+          if (lkv_mla_project_append(fast.h, &p, &err) != LKV_OK) { std::fprintf(stderr, "%s\n", err.message); return 1; }
+          ts.push_back(seconds_since(t0));
+          total += ts.back();
+        }
+        g_sink_u = ev;
+        std::sort(ts.begin(), ts.end());
+        const double t = ts[ts.size() / 2];
+        Result r;
+        r.kernel = "project_append";
+        r.shape = shape;
+        r.isa = isa_name;
+        r.ms = t * 1e3;
+        const double flops = 2.0 * T * rows * static_cast<double>(E);
+        const double bytes = static_cast<double>(w.size()) + 4.0 * T * E + static_cast<double>(T) * lay.row_bytes;
+        r.gflops = flops / t * 1e-9;
+        r.gbs = bytes / t * 1e-9;
+        binding(flops, bytes, false, r, t);
+        const Clock::time_point t0 = Clock::now();
+        lkv_mla_project_append(ref.h, &p, &err);
+        r.x_ref = seconds_since(t0) / t;
+        r.x_composed = 0;
+        emit(r);
+      }
+    }
+  }
+
+  if (o.json) {
+    std::printf("{\n  \"isa\": \"%s\", \"threads\": %d, \"quick\": %s,\n", isa_name, threads, o.quick ? "true" : "false");
+    std::printf("  \"ceilings\": {\"read_gbs\": %.3f, \"f32_gflops\": %.3f, \"bf16_gflops\": %.3f},\n", ce.read_gbs,
+                ce.f32_gflops, ce.bf16_gflops);
+    std::printf("  \"results\": [\n");
+    for (size_t i = 0; i < results.size(); ++i) {
+      const Result& r = results[i];
+      std::printf("    {\"kernel\": \"%s\", \"shape\": \"%s\", \"isa\": \"%s\", \"ms\": %.6f, \"gflops\": %.3f, "
+                  "\"gbs\": %.3f, \"bound\": \"%s\", \"fraction_of_ceiling\": %.4f, \"speedup_vs_reference\": %.2f, "
+                  "\"speedup_vs_composed\": %.2f}%s\n",
+                  r.kernel.c_str(), r.shape.c_str(), r.isa.c_str(), r.ms, r.gflops, r.gbs, r.bound.c_str(), r.frac,
+                  r.x_ref, r.x_composed, i + 1 < results.size() ? "," : "");
+    }
+    std::printf("  ]\n}\n");
+  }
+  return 0;
+}
