@@ -41,6 +41,7 @@ class KernelWorker : public Napi::AsyncWorker {
 
 using DecodeWorker = KernelWorker<DecodeCall, lkv_mla_decode>;
 using ProjectAppendWorker = KernelWorker<ProjectAppendCall, lkv_mla_project_append>;
+using GqaDecodeWorker = KernelWorker<GqaDecodeCall, lkv_gqa_decode>;
 
 Napi::Object object_arg(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsObject()) throw_invalid(info.Env(), "expected a params object");
@@ -60,6 +61,9 @@ void BackendWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&BackendWrap::MlaDecodeAsync>("mlaDecodeAsync"),
                                     InstanceMethod<&BackendWrap::ProjectAppend>("projectAppend"),
                                     InstanceMethod<&BackendWrap::ProjectAppendAsync>("projectAppendAsync"),
+                                    InstanceMethod<&BackendWrap::GqaDecode>("gqaDecode"),
+                                    InstanceMethod<&BackendWrap::GqaDecodeAsync>("gqaDecodeAsync"),
+                                    InstanceMethod<&BackendWrap::GqaAppend>("gqaAppend"),
                                     InstanceMethod<&BackendWrap::Dispose>("dispose")});
   exports.Set("NativeBackend", cls);
 }
@@ -135,6 +139,35 @@ Napi::Value BackendWrap::ProjectAppendAsync(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
+}
+
+Napi::Value BackendWrap::GqaDecode(const Napi::CallbackInfo& info) {
+  auto backend = live(info.Env());
+  GqaDecodeCall call;
+  read_gqa_decode_params(object_arg(info), &call);
+  lkv_error err{};
+  check(info.Env(), lkv_gqa_decode(backend.get(), &call.params, &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value BackendWrap::GqaDecodeAsync(const Napi::CallbackInfo& info) {
+  auto backend = live(info.Env());
+  auto call = std::make_unique<GqaDecodeCall>();
+  read_gqa_decode_params(object_arg(info), call.get());
+  auto* worker = new GqaDecodeWorker(info.Env(), std::move(backend), std::move(call));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+// Appending K/V is a copy with rounding: cheap enough that only a sync variant exists.
+Napi::Value BackendWrap::GqaAppend(const Napi::CallbackInfo& info) {
+  auto backend = live(info.Env());
+  GqaAppendCall call;
+  read_gqa_append_params(object_arg(info), &call);
+  lkv_error err{};
+  check(info.Env(), lkv_gqa_append(backend.get(), &call.params, &err), err);
+  return info.Env().Undefined();
 }
 
 Napi::Value BackendWrap::Dispose(const Napi::CallbackInfo& info) {

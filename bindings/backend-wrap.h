@@ -21,6 +21,9 @@ class BackendWrap : public Napi::ObjectWrap<BackendWrap> {
   Napi::Value MlaDecodeAsync(const Napi::CallbackInfo& info);
   Napi::Value ProjectAppend(const Napi::CallbackInfo& info);
   Napi::Value ProjectAppendAsync(const Napi::CallbackInfo& info);
+  Napi::Value GqaDecode(const Napi::CallbackInfo& info);
+  Napi::Value GqaDecodeAsync(const Napi::CallbackInfo& info);
+  Napi::Value GqaAppend(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<lkv_backend> live(Napi::Env env) const;

@@ -139,4 +139,46 @@ void read_project_append_params(const Napi::Object& js, ProjectAppendCall* call)
   p.cache = get_buffer(js, "cache", napi_uint8_array, count({p.num_blocks, p.block_size}) * layout.row_bytes, false, true, refs);
 }
 
+void read_gqa_decode_params(const Napi::Object& js, GqaDecodeCall* call) {
+  lkv_gqa_decode_params& p = call->params;
+  p.batch = get_int(js, "batch");
+  p.q_len = get_int(js, "qLen");
+  p.num_heads = get_int(js, "numHeads");
+  p.num_kv_heads = get_int(js, "numKvHeads");
+  p.head_dim = get_int(js, "headDim");
+  p.block_size = get_int(js, "blockSize");
+  p.num_blocks = get_int(js, "numBlocks");
+  p.max_blocks_per_seq = get_int(js, "maxBlocksPerSeq");
+  p.cache_dtype = static_cast<lkv_dtype>(get_int(js, "cacheDtype"));
+  p.softmax_scale = get_float(js, "softmaxScale", 0.0f, true);
+  const size_t esize = lkv_dtype_size(p.cache_dtype);
+  if (esize < 2) throw_invalid(js.Env(), "GQA cacheDtype must be f32, f16 or bf16");
+  const size_t q = count({p.batch, p.q_len, p.num_heads, p.head_dim});
+  BufferRefs* refs = &call->buffers;
+  p.q = static_cast<const float*>(get_buffer(js, "q", napi_float32_array, 4 * q, false, false, refs));
+  p.cache = get_buffer(js, "cache", napi_uint8_array, esize * count({p.num_blocks, p.block_size, 2, p.num_kv_heads, p.head_dim}), false, true, refs);
+  p.block_table = static_cast<const int32_t*>(get_buffer(js, "blockTable", napi_int32_array, 4 * count({p.batch, p.max_blocks_per_seq}), false, false, refs));
+  p.seq_lens = static_cast<const int32_t*>(get_buffer(js, "seqLens", napi_int32_array, 4 * count({p.batch}), false, false, refs));
+  p.out = static_cast<float*>(get_buffer(js, "out", napi_float32_array, 4 * q, false, false, refs));
+  p.lse = static_cast<float*>(get_buffer(js, "lse", napi_float32_array, 4 * count({p.batch, p.q_len, p.num_heads}), true, false, refs));
+}
+
+void read_gqa_append_params(const Napi::Object& js, GqaAppendCall* call) {
+  lkv_gqa_append_params& p = call->params;
+  p.num_tokens = get_int(js, "numTokens");
+  p.num_kv_heads = get_int(js, "numKvHeads");
+  p.head_dim = get_int(js, "headDim");
+  p.block_size = get_int(js, "blockSize");
+  p.num_blocks = get_int(js, "numBlocks");
+  p.cache_dtype = static_cast<lkv_dtype>(get_int(js, "cacheDtype"));
+  const size_t esize = lkv_dtype_size(p.cache_dtype);
+  if (esize < 2) throw_invalid(js.Env(), "GQA cacheDtype must be f32, f16 or bf16");
+  const size_t kv = count({p.num_tokens, p.num_kv_heads, p.head_dim});
+  BufferRefs* refs = &call->buffers;
+  p.k = static_cast<const float*>(get_buffer(js, "k", napi_float32_array, 4 * kv, false, false, refs));
+  p.v = static_cast<const float*>(get_buffer(js, "v", napi_float32_array, 4 * kv, false, false, refs));
+  p.slot_mapping = static_cast<const int64_t*>(get_buffer(js, "slotMapping", napi_bigint64_array, 8 * count({p.num_tokens}), false, false, refs));
+  p.cache = get_buffer(js, "cache", napi_uint8_array, esize * count({p.num_blocks, p.block_size, 2, p.num_kv_heads, p.head_dim}), false, true, refs);
+}
+
 }  // namespace lkv::js

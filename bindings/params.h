@@ -31,6 +31,18 @@ struct ProjectAppendCall {
   BufferRefs buffers;
 };
 
+struct GqaDecodeCall {
+  lkv_gqa_decode_params params{};
+  BufferRefs buffers;
+};
+
+struct GqaAppendCall {
+  lkv_gqa_append_params params{};
+  BufferRefs buffers;
+};
+
+void read_gqa_decode_params(const Napi::Object& js, GqaDecodeCall* call);
+void read_gqa_append_params(const Napi::Object& js, GqaAppendCall* call);
 void read_decode_params(const Napi::Object& js, DecodeCall* call);
 void read_project_append_params(const Napi::Object& js, ProjectAppendCall* call);
 

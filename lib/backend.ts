@@ -11,7 +11,13 @@ import {
 } from './backend-options.js';
 import { CPU_ISA_CODE, type CpuIsa, isaFromCode, isasInMask } from './dtypes.js';
 import { BackendUnavailableError, DisposedError, fromNativeError } from './errors.js';
-import type { NativeBackend, NativeDecodeParams, NativeProjectAppendParams } from './native/binding-types.js';
+import type {
+  NativeBackend,
+  NativeDecodeParams,
+  NativeGqaAppendParams,
+  NativeGqaDecodeParams,
+  NativeProjectAppendParams,
+} from './native/binding-types.js';
 import { loadCpuBinding } from './native/load-binding.js';
 import { packageRoot } from './native/package-root.js';
 
@@ -105,6 +111,33 @@ export class Backend {
   async _projectAppend(p: NativeProjectAppendParams): Promise<void> {
     try {
       await this.#live().projectAppendAsync(p);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  /** @internal */
+  _gqaDecodeSync(p: NativeGqaDecodeParams): void {
+    try {
+      this.#live().gqaDecode(p);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  /** @internal */
+  async _gqaDecode(p: NativeGqaDecodeParams): Promise<void> {
+    try {
+      await this.#live().gqaDecodeAsync(p);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  /** @internal */
+  _gqaAppendSync(p: NativeGqaAppendParams): void {
+    try {
+      this.#live().gqaAppend(p);
     } catch (e) {
       throw fromNativeError(e);
     }

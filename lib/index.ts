@@ -31,6 +31,14 @@ export {
   NativeError,
   UnsupportedError,
 } from './errors.js';
+export {
+  GQA_CACHE_DTYPES,
+  GqaCache,
+  type GqaCacheDtype,
+  type GqaCacheOptions,
+  type GqaCacheView,
+} from './gqa/gqa-cache.js';
+export { type GqaDecodeArgs, gqaDecode, gqaDecodeSync } from './gqa/gqa-decode.js';
 export { type MlaDecodeArgs, type MlaDecodeResult, mlaDecode, mlaDecodeSync } from './mla/decode.js';
 export { type CacheAppendArgs, LatentCache, type LatentCacheOptions } from './mla/latent-cache.js';
 export {

@@ -76,7 +76,42 @@ export interface NativeProjectAppendParams {
   cache: ArrayBufferView;
 }
 
+export interface NativeGqaDecodeParams {
+  batch: number;
+  qLen: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  blockSize: number;
+  numBlocks: number;
+  maxBlocksPerSeq: number;
+  cacheDtype: number;
+  softmaxScale: number;
+  q: Float32Array;
+  cache: ArrayBufferView;
+  blockTable: Int32Array;
+  seqLens: Int32Array;
+  out: Float32Array;
+  lse: Float32Array | undefined;
+}
+
+export interface NativeGqaAppendParams {
+  numTokens: number;
+  numKvHeads: number;
+  headDim: number;
+  blockSize: number;
+  numBlocks: number;
+  cacheDtype: number;
+  k: Float32Array;
+  v: Float32Array;
+  slotMapping: BigInt64Array;
+  cache: ArrayBufferView;
+}
+
 export interface NativeBackend {
+  gqaDecode(p: NativeGqaDecodeParams): void;
+  gqaDecodeAsync(p: NativeGqaDecodeParams): Promise<void>;
+  gqaAppend(p: NativeGqaAppendParams): void;
   info(): NativeBackendInfo;
   mlaDecode(p: NativeDecodeParams): void;
   mlaDecodeAsync(p: NativeDecodeParams): Promise<void>;

@@ -30,7 +30,7 @@ describe('LatentCache', () => {
     expect(new Set(all).size).toBe(all.length);
     cache.freeSequence(a);
     expect(cache.freeBlocks).toBe(8 - 2);
-    expect(() => cache.allocateSlots(b, 100)).toThrow(/LatentCache is full/);
+    expect(() => cache.allocateSlots(b, 100)).toThrow(/cache is full/);
     expect(cache.length(b)).toBe(5); // the failed call changed nothing
     cache.truncate(b, 2);
     expect(cache.blockTable(b).length).toBe(1);
