@@ -3,7 +3,7 @@
  * perplexity over token ids (windowed), mean KL(P_ref || P_model) of next-token distributions,
  * and top-1 agreement. Everything is accumulated in float64.
  */
-import { type Logits, argmax, logSoftmax } from './sampling.js';
+import { argmax, type Logits, logSoftmax } from './sampling.js';
 
 /** Logits after every token of a window (entry i predicts token i+1); sync or async. */
 export type SequenceLogitsFn = (tokens: readonly number[]) => readonly Logits[] | Promise<readonly Logits[]>;
@@ -35,7 +35,9 @@ function nll(logits: Logits, target: number): number {
  */
 export function perplexityFromLogits(tokens: readonly number[], logits: readonly Logits[]): PerplexityResult {
   if (logits.length < tokens.length - 1) {
-    throw new RangeError(`need ${tokens.length - 1} logit rows for ${tokens.length} tokens, got ${logits.length}`);
+    throw new RangeError(
+      `need ${tokens.length - 1} logit rows for ${tokens.length} tokens, got ${logits.length}`,
+    );
   }
   let total = 0;
   for (let i = 0; i + 1 < tokens.length; i++) total += nll(logits[i]!, tokens[i + 1]!);
@@ -64,7 +66,8 @@ export async function perplexity(
   options: WindowOptions,
 ): Promise<PerplexityResult> {
   const { windowSize, stride = windowSize } = options;
-  if (!(Number.isInteger(windowSize) && windowSize >= 2)) throw new RangeError(`windowSize must be an integer >= 2, got ${windowSize}`);
+  if (!(Number.isInteger(windowSize) && windowSize >= 2))
+    throw new RangeError(`windowSize must be an integer >= 2, got ${windowSize}`);
   if (!(Number.isInteger(stride) && stride >= 1 && stride <= windowSize)) {
     throw new RangeError(`stride must be an integer in [1, windowSize], got ${stride}`);
   }
@@ -76,7 +79,9 @@ export async function perplexity(
     const window = tokens.slice(begin, end);
     const logits = await logitsFor(window);
     if (logits.length < window.length - 1) {
-      throw new RangeError(`logitsFor returned ${logits.length} rows for a window of ${window.length} tokens`);
+      throw new RangeError(
+        `logitsFor returned ${logits.length} rows for a window of ${window.length} tokens`,
+      );
     }
     // Target position t (absolute) is predicted by window row t - 1 - begin.
     for (let t = Math.max(scoredUpTo + 1, begin + 1); t < end; t++) {
@@ -113,7 +118,10 @@ export interface DistributionComparison {
 }
 
 /** Compares two models' next-token distributions position by position. */
-export function compareDistributions(referenceLogits: readonly Logits[], modelLogits: readonly Logits[]): DistributionComparison {
+export function compareDistributions(
+  referenceLogits: readonly Logits[],
+  modelLogits: readonly Logits[],
+): DistributionComparison {
   if (referenceLogits.length !== modelLogits.length) {
     throw new RangeError(`position counts differ: ${referenceLogits.length} vs ${modelLogits.length}`);
   }

@@ -112,7 +112,11 @@ export interface FeedForwardScratch {
   down: FloatArray;
 }
 
-export function createFeedForwardScratch(precision: Precision, dim: number, hiddenDim: number): FeedForwardScratch {
+export function createFeedForwardScratch(
+  precision: Precision,
+  dim: number,
+  hiddenDim: number,
+): FeedForwardScratch {
   return {
     normed: allocate(precision, dim),
     gate: allocate(precision, hiddenDim),

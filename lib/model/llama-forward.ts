@@ -5,20 +5,20 @@
  * kernel-based runtime and the MLA conversions are compared with.
  */
 import {
-  type FeedForwardScratch,
-  type FloatArray,
-  type Precision,
   allocate,
   applyRope,
   assertIndex,
   createFeedForwardScratch,
+  type FeedForwardScratch,
+  type FloatArray,
   feedForwardResidual,
   matVec,
+  type Precision,
   rmsNorm,
   ropeAngles,
   softmaxInPlace,
 } from './forward-ops.js';
-import { type LlamaConfig, type LlamaWeights, assertLlamaWeightsMatch } from './llama-weights.js';
+import { assertLlamaWeightsMatch, type LlamaConfig, type LlamaWeights } from './llama-weights.js';
 
 export interface ForwardOptions {
   /** 'f64' (default) computes in Float64Array; 'f32' rounds activations to float like llama2.c. */
@@ -47,11 +47,16 @@ export interface LlamaState {
   valueCache: FloatArray[];
 }
 
-export function createLlamaState(weights: LlamaWeights, config: LlamaConfig, options: ForwardOptions = {}): LlamaState {
+export function createLlamaState(
+  weights: LlamaWeights,
+  config: LlamaConfig,
+  options: ForwardOptions = {},
+): LlamaState {
   assertLlamaWeightsMatch(weights, config);
   const precision = options.precision ?? 'f64';
   const maxSeqLen = options.maxSeqLen ?? config.seqLen;
-  if (!Number.isInteger(maxSeqLen) || maxSeqLen <= 0) throw new RangeError(`maxSeqLen must be a positive integer, got ${maxSeqLen}`);
+  if (!Number.isInteger(maxSeqLen) || maxSeqLen <= 0)
+    throw new RangeError(`maxSeqLen must be a positive integer, got ${maxSeqLen}`);
   const qDim = config.nHeads * config.headDim;
   const kvDim = config.nKvHeads * config.headDim;
   return {

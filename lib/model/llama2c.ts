@@ -35,13 +35,25 @@ export async function loadLlama2cCheckpoint(filePath: string): Promise<LlamaChec
  * float section, so the checkpoint costs its file size in memory once.
  */
 export function parseLlama2cCheckpoint(bytes: Uint8Array, filePath: string): LlamaCheckpoint {
-  if (endianness() !== 'LE') throw new ModelFormatError(filePath, 'llama2.c checkpoints can only be read on little-endian machines');
+  if (endianness() !== 'LE')
+    throw new ModelFormatError(filePath, 'llama2.c checkpoints can only be read on little-endian machines');
   if (bytes.length < HEADER_BYTES) {
-    throw new ModelFormatError(filePath, `truncated: ${bytes.length} bytes, the header alone needs ${HEADER_BYTES}`);
+    throw new ModelFormatError(
+      filePath,
+      `truncated: ${bytes.length} bytes, the header alone needs ${HEADER_BYTES}`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const header = Array.from({ length: 7 }, (_, i) => view.getInt32(i * 4, true));
-  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, signedVocab, seqLen] = header as [number, number, number, number, number, number, number];
+  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, signedVocab, seqLen] = header as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const sharedClassifier = signedVocab > 0;
   const vocabSize = Math.abs(signedVocab);
 
@@ -56,11 +68,19 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, filePath: string): Lla
   ];
   for (const [name, value] of fields) {
     if (value <= 0 || value > MAX_DIMENSION) {
-      throw new ModelFormatError(filePath, `not a llama2.c checkpoint: header ${name} = ${value} (header: ${header.join(', ')})`);
+      throw new ModelFormatError(
+        filePath,
+        `not a llama2.c checkpoint: header ${name} = ${value} (header: ${header.join(', ')})`,
+      );
     }
   }
-  if (dim % nHeads !== 0) throw new ModelFormatError(filePath, `header dim ${dim} is not a multiple of n_heads ${nHeads}`);
-  if (nHeads % nKvHeads !== 0) throw new ModelFormatError(filePath, `header n_heads ${nHeads} is not a multiple of n_kv_heads ${nKvHeads}`);
+  if (dim % nHeads !== 0)
+    throw new ModelFormatError(filePath, `header dim ${dim} is not a multiple of n_heads ${nHeads}`);
+  if (nHeads % nKvHeads !== 0)
+    throw new ModelFormatError(
+      filePath,
+      `header n_heads ${nHeads} is not a multiple of n_kv_heads ${nKvHeads}`,
+    );
   const headDim = dim / nHeads;
   if (headDim % 2 !== 0) throw new ModelFormatError(filePath, `head dim ${headDim} is odd; RoPE needs pairs`);
 

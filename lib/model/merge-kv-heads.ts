@@ -38,7 +38,13 @@ function halfSplitToInterleavedRows(headDim: number): Int32Array {
 }
 
 /** Copies `heads` blocks of headDim rows of width `cols`, permuting rows inside each head. */
-function permuteHeadRows(matrix: Float32Array, heads: number, headDim: number, cols: number, order: Int32Array | null): Float32Array {
+function permuteHeadRows(
+  matrix: Float32Array,
+  heads: number,
+  headDim: number,
+  cols: number,
+  order: Int32Array | null,
+): Float32Array {
   if (order === null) return matrix.slice();
   const out = new Float32Array(matrix.length);
   for (let h = 0; h < heads; h++) {
@@ -86,7 +92,9 @@ export function mergeKvHeadsToMla(checkpoint: LlamaCheckpoint): MlaCheckpoint {
 
   const layers: MlaLayerWeights[] = weights.layers.map((layer, l) => {
     if (layer.bq !== undefined || layer.bk !== undefined || layer.bv !== undefined) {
-      throw new Error(`layer ${l} has q/k/v biases; the DeepSeek MLA layout written here has no attention biases`);
+      throw new Error(
+        `layer ${l} has q/k/v biases; the DeepSeek MLA layout written here has no attention biases`,
+      );
     }
     const kvA = new Float32Array((R + g * headDim) * E);
     kvA.set(layer.wv, 0);

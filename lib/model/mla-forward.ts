@@ -13,20 +13,25 @@
  * checks a conversion.
  */
 import {
-  type FeedForwardScratch,
-  type FloatArray,
-  type Precision,
   allocate,
   applyRope,
   assertIndex,
   createFeedForwardScratch,
+  type FeedForwardScratch,
+  type FloatArray,
   feedForwardResidual,
   matVec,
+  type Precision,
   rmsNorm,
   ropeAngles,
   softmaxInPlace,
 } from './forward-ops.js';
-import { type MlaConfig, type MlaWeights, assertMlaWeightsMatch, mlaCacheValuesPerToken } from './mla-weights.js';
+import {
+  assertMlaWeightsMatch,
+  type MlaConfig,
+  type MlaWeights,
+  mlaCacheValuesPerToken,
+} from './mla-weights.js';
 
 export type MlaAttentionForm = 'expanded' | 'absorbed';
 
@@ -72,12 +77,17 @@ export interface MlaState {
   valueCache: FloatArray[];
 }
 
-export function createMlaState(weights: MlaWeights, config: MlaConfig, options: MlaForwardOptions = {}): MlaState {
+export function createMlaState(
+  weights: MlaWeights,
+  config: MlaConfig,
+  options: MlaForwardOptions = {},
+): MlaState {
   assertMlaWeightsMatch(weights, config);
   const precision = options.precision ?? 'f64';
   const form = options.form ?? 'expanded';
   const maxSeqLen = options.maxSeqLen ?? config.seqLen;
-  if (!Number.isInteger(maxSeqLen) || maxSeqLen <= 0) throw new RangeError(`maxSeqLen must be a positive integer, got ${maxSeqLen}`);
+  if (!Number.isInteger(maxSeqLen) || maxSeqLen <= 0)
+    throw new RangeError(`maxSeqLen must be a positive integer, got ${maxSeqLen}`);
   const { nHeads: H, kvLoraRank: R, qkNopeHeadDim: Dn, qkRopeHeadDim: P, vHeadDim: Dv } = config;
   const entry = mlaCacheValuesPerToken(config);
   return {
@@ -101,7 +111,9 @@ export function createMlaState(weights: MlaWeights, config: MlaConfig, options: 
     keyCache: Array.from({ length: config.nLayers }, () =>
       allocate(precision, maxSeqLen * (form === 'expanded' ? H * (Dn + P) : entry)),
     ),
-    valueCache: Array.from({ length: config.nLayers }, () => allocate(precision, form === 'expanded' ? maxSeqLen * H * Dv : 0)),
+    valueCache: Array.from({ length: config.nLayers }, () =>
+      allocate(precision, form === 'expanded' ? maxSeqLen * H * Dv : 0),
+    ),
   };
 }
 
@@ -110,7 +122,15 @@ export function forwardMlaToken(state: MlaState, token: number, pos: number): Fl
   const { config, weights } = state;
   assertIndex('token', token, config.vocabSize);
   assertIndex('pos', pos, state.maxSeqLen);
-  const { dim, nHeads: H, kvLoraRank: R, qkNopeHeadDim: Dn, qkRopeHeadDim: P, vHeadDim: Dv, ropeHeads } = config;
+  const {
+    dim,
+    nHeads: H,
+    kvLoraRank: R,
+    qkNopeHeadDim: Dn,
+    qkRopeHeadDim: P,
+    vHeadDim: Dv,
+    ropeHeads,
+  } = config;
   const headsPerRopeKey = H / ropeHeads;
   const angles = ropeAngles(pos, P, config.ropeTheta);
   const x = state.x;

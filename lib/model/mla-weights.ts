@@ -75,7 +75,17 @@ export function mlaCacheValuesPerToken(config: MlaConfig): number {
 
 /** Throws (naming the tensor) when the weights do not fit the config. */
 export function assertMlaWeightsMatch(weights: MlaWeights, config: MlaConfig): void {
-  const { dim, hiddenDim, nHeads, vocabSize, kvLoraRank: R, qkNopeHeadDim: Dn, qkRopeHeadDim: P, vHeadDim: Dv, ropeHeads } = config;
+  const {
+    dim,
+    hiddenDim,
+    nHeads,
+    vocabSize,
+    kvLoraRank: R,
+    qkNopeHeadDim: Dn,
+    qkRopeHeadDim: P,
+    vHeadDim: Dv,
+    ropeHeads,
+  } = config;
   if (!(Number.isInteger(ropeHeads) && ropeHeads >= 1 && nHeads % ropeHeads === 0)) {
     throw new RangeError(`ropeHeads (${ropeHeads}) must be a positive divisor of nHeads (${nHeads})`);
   }

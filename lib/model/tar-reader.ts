@@ -75,14 +75,21 @@ function parseHeader(block: Uint8Array): Header {
   const stored = numberField(block, 148, 8);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
-  if (sum !== stored) throw new TarFormatError(`header checksum mismatch (stored ${stored}, computed ${sum}): not a tar file or corrupted`);
+  if (sum !== stored)
+    throw new TarFormatError(
+      `header checksum mismatch (stored ${stored}, computed ${sum}): not a tar file or corrupted`,
+    );
   let name = cString(block, 0, 100);
   if (cString(block, 257, 6).startsWith('ustar')) {
     const prefix = cString(block, 345, 155);
     if (prefix !== '') name = `${prefix}/${name}`;
   }
   const typeByte = block[156]!;
-  return { name, size: numberField(block, 124, 12), type: typeByte === 0 ? '0' : String.fromCharCode(typeByte) };
+  return {
+    name,
+    size: numberField(block, 124, 12),
+    type: typeByte === 0 ? '0' : String.fromCharCode(typeByte),
+  };
 }
 
 /** Applies pax records ("<len> key=value\n") that this reader understands. */

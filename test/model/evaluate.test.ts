@@ -7,11 +7,11 @@ import {
   perplexityFromLogits,
   top1Agreement,
 } from '../../lib/model/evaluate.js';
-import { logSoftmax } from '../../lib/model/sampling.js';
 import { forwardSequence } from '../../lib/model/llama-forward.js';
 import type { LlamaCheckpoint } from '../../lib/model/llama-weights.js';
 import { loadLlama2cCheckpoint } from '../../lib/model/llama2c.js';
-import { STORIES260K_PATH, missingFileMessage, sampleTokenIds } from './fixtures.js';
+import { logSoftmax } from '../../lib/model/sampling.js';
+import { missingFileMessage, STORIES260K_PATH, sampleTokenIds } from './fixtures.js';
 
 describe('perplexity', () => {
   it('is the vocabulary size for uniform predictions', () => {
@@ -35,14 +35,17 @@ describe('perplexity', () => {
     // change any prediction, only which tokens get scored.
     const logitsFor = (window: readonly number[]): Float64Array[] => {
       windows.push([...window]);
-      return window.map((t) => Float64Array.from({ length: 5 }, (_, v) => (v === (t + 2) % 5 ? 2 : 0) + v * 0.1));
+      return window.map((t) =>
+        Float64Array.from({ length: 5 }, (_, v) => (v === (t + 2) % 5 ? 2 : 0) + v * 0.1),
+      );
     };
     const full = perplexityFromLogits(tokens, logitsFor(tokens));
     const chunked = await perplexity(tokens, logitsFor, { windowSize: 8 });
     expect(chunked.tokenCount).toBe(20); // tokens 8 and 16 start a window: context only
     const fullLogits = logitsFor(tokens);
     const scored = tokens.map((_, t) => t).filter((t) => t > 0 && t !== 8 && t !== 16);
-    const expectedNll = scored.reduce((sum, t) => sum - logSoftmax(fullLogits[t - 1]!)[tokens[t]!]!, 0) / scored.length;
+    const expectedNll =
+      scored.reduce((sum, t) => sum - logSoftmax(fullLogits[t - 1]!)[tokens[t]!]!, 0) / scored.length;
     expect(chunked.meanNll).toBeCloseTo(expectedNll, 12);
     expect(windows.slice(1, 4).map((w) => w.length)).toEqual([8, 8, 7]);
     const sliding = await perplexity(tokens, async (w) => logitsFor(w), { windowSize: 8, stride: 4 });
@@ -61,7 +64,12 @@ describe('KL divergence and top-1 agreement', () => {
   it('KL is zero for identical distributions, shift-invariant, and positive otherwise', () => {
     const a = Float64Array.from([1, 2, 3]);
     expect(klDivergence(a, a)).toBe(0);
-    expect(klDivergence(a, a.map((x) => x + 10))).toBeLessThan(1e-12);
+    expect(
+      klDivergence(
+        a,
+        a.map((x) => x + 10),
+      ),
+    ).toBeLessThan(1e-12);
     // KL([0.5, 0.5] || [0.25, 0.75]) = 0.5 ln 2 + 0.5 ln(2/3)
     const kl = klDivergence([0, 0], [Math.log(0.25), Math.log(0.75)]);
     expect(kl).toBeCloseTo(0.5 * Math.log(2) + 0.5 * Math.log(2 / 3), 12);

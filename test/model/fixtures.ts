@@ -53,13 +53,19 @@ export function toHalfSplit(checkpoint: LlamaCheckpoint): LlamaCheckpoint {
       for (let i = 0; i < hd / 2; i++) {
         // half-split dims (i, i + hd/2) rotate together, as interleaved dims (2i, 2i+1) did
         out.set(matrix.subarray((h * hd + 2 * i) * cols, (h * hd + 2 * i + 1) * cols), (h * hd + i) * cols);
-        out.set(matrix.subarray((h * hd + 2 * i + 1) * cols, (h * hd + 2 * i + 2) * cols), (h * hd + i + hd / 2) * cols);
+        out.set(
+          matrix.subarray((h * hd + 2 * i + 1) * cols, (h * hd + 2 * i + 2) * cols),
+          (h * hd + i + hd / 2) * cols,
+        );
       }
     }
     return out;
   };
-  const layers = weights.layers.map((layer) => ({ ...layer, wq: permute(layer.wq, config.nHeads), wk: permute(layer.wk, config.nKvHeads) }));
+  const layers = weights.layers.map((layer) => ({
+    ...layer,
+    wq: permute(layer.wq, config.nHeads),
+    wk: permute(layer.wk, config.nKvHeads),
+  }));
   const halfSplitWeights: LlamaWeights = { ...weights, layers };
   return { config: { ...config, ropeStyle: 'half-split' }, weights: halfSplitWeights };
 }
-

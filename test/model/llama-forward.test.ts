@@ -5,7 +5,7 @@ import { createLlamaState, forwardSequence, forwardToken } from '../../lib/model
 import type { LlamaCheckpoint } from '../../lib/model/llama-weights.js';
 import { loadLlama2cCheckpoint } from '../../lib/model/llama2c.js';
 import { argmax } from '../../lib/model/sampling.js';
-import { STORIES260K_PATH, maxAbsDiff, missingFileMessage, sampleTokenIds, toHalfSplit } from './fixtures.js';
+import { maxAbsDiff, missingFileMessage, STORIES260K_PATH, sampleTokenIds, toHalfSplit } from './fixtures.js';
 
 const missing = missingFileMessage(STORIES260K_PATH);
 
@@ -36,9 +36,13 @@ describe('reference Llama forward on stories260K', () => {
     const tokens = sampleTokenIds(10, model.config.vocabSize);
     const a = forwardSequence(model.weights, model.config, tokens);
     const b = forwardSequence(model.weights, model.config, tokens);
-    a.forEach((row, i) => expect(maxAbsDiff(row, b[i]!)).toBe(0));
+    a.forEach((row, i) => {
+      expect(maxAbsDiff(row, b[i]!)).toBe(0);
+    });
     // The same token at another position (with other context) gives other logits.
-    expect(maxAbsDiff(a[3]!, forwardSequence(model.weights, model.config, [tokens[3]!])[0]!)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(a[3]!, forwardSequence(model.weights, model.config, [tokens[3]!])[0]!)).toBeGreaterThan(
+      1e-3,
+    );
   });
 
   it('greedy decoding from BOS matches llama2.c run.c token for token', (ctx) => {
@@ -48,9 +52,9 @@ describe('reference Llama forward on stories260K', () => {
     // heads (n_kv_heads = 8), which is the same function as llama2.c's GQA (head h uses KV head
     // h / (n_heads / n_kv_heads)).
     const runC = [
-      461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435, 299, 362, 409, 283, 264, 283, 452, 288, 13, 431, 431, 431, 431, 431,
-      431, 431, 431, 431, 431, 431, 431, 431, 293, 430, 417, 363, 416, 315, 342, 418, 424, 400, 442, 402, 303, 266, 299, 374, 466,
-      396, 303, 271, 362, 390, 469, 306, 469, 423, 314,
+      461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435, 299, 362, 409, 283, 264, 283, 452, 288, 13, 431,
+      431, 431, 431, 431, 431, 431, 431, 431, 431, 431, 431, 431, 293, 430, 417, 363, 416, 315, 342, 418, 424,
+      400, 442, 402, 303, 266, 299, 374, 466, 396, 303, 271, 362, 390, 469, 306, 469, 423, 314,
     ];
     for (const precision of ['f32', 'f64'] as const) {
       const state = createLlamaState(model.weights, model.config, { precision, maxSeqLen: runC.length });
@@ -72,7 +76,9 @@ describe('reference Llama forward on stories260K', () => {
     const halfSplit = toHalfSplit(model);
     const reference = forwardSequence(model.weights, model.config, tokens);
     const permuted = forwardSequence(halfSplit.weights, halfSplit.config, tokens);
-    reference.forEach((row, i) => expect(maxAbsDiff(row, permuted[i]!)).toBeLessThan(1e-9));
+    reference.forEach((row, i) => {
+      expect(maxAbsDiff(row, permuted[i]!)).toBeLessThan(1e-9);
+    });
     // ...while the unpermuted weights under half-split RoPE are a different model.
     const wrong = forwardSequence(model.weights, { ...model.config, ropeStyle: 'half-split' }, tokens);
     expect(maxAbsDiff(reference[19]!, wrong[19]!)).toBeGreaterThan(1e-3);
@@ -92,8 +98,14 @@ describe('reference Llama forward on stories260K', () => {
     for (const pos of [0, 1, 7, 100, seqLen - 1]) {
       const angles = ropeAngles(pos, headDim, model.config.ropeTheta);
       for (let i = 0; i < pairs; i++) {
-        worst = Math.max(worst, Math.abs(angles.cos[i]! - bytes.readFloatLE((cosStart + pos * pairs + i) * 4)));
-        worst = Math.max(worst, Math.abs(angles.sin[i]! - bytes.readFloatLE((sinStart + pos * pairs + i) * 4)));
+        worst = Math.max(
+          worst,
+          Math.abs(angles.cos[i]! - bytes.readFloatLE((cosStart + pos * pairs + i) * 4)),
+        );
+        worst = Math.max(
+          worst,
+          Math.abs(angles.sin[i]! - bytes.readFloatLE((sinStart + pos * pairs + i) * 4)),
+        );
       }
     }
     expect(worst).toBeLessThan(1e-5); // the tables are float32 (and computed in float32)
@@ -105,6 +117,8 @@ describe('reference Llama forward on stories260K', () => {
     expect(() => forwardToken(state, 512, 0)).toThrow(RangeError);
     expect(() => forwardToken(state, 1.5, 0)).toThrow(/token must be an integer/);
     expect(() => forwardToken(state, 1, 4)).toThrow(/pos must be an integer in \[0, 4\)/);
-    expect(() => createLlamaState(model.weights, { ...model.config, nLayers: 4 })).toThrow(/5 layers, config says 4/);
+    expect(() => createLlamaState(model.weights, { ...model.config, nLayers: 4 })).toThrow(
+      /5 layers, config says 4/,
+    );
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadLlama2cCheckpoint, parseLlama2cCheckpoint } from '../../lib/model/llama2c.js';
 import { ModelFormatError } from '../../lib/model/model-format-error.js';
-import { STORIES260K_PATH, STORIES260K_SHA256, missingFileMessage } from './fixtures.js';
+import { missingFileMessage, STORIES260K_PATH, STORIES260K_SHA256 } from './fixtures.js';
 
 const missing = missingFileMessage(STORIES260K_PATH);
 
@@ -104,7 +104,10 @@ describe('llama2.c checkpoint loader on bad files', () => {
 
   it('rejects header values that contradict each other', async () => {
     const header = Buffer.alloc(28);
-    [64, 172, 5, 8, 3, 512, 512].forEach((v, i) => header.writeInt32LE(v, i * 4)); // 8 heads, 3 kv heads
+    // 8 heads but 3 kv heads
+    [64, 172, 5, 8, 3, 512, 512].forEach((v, i) => {
+      header.writeInt32LE(v, i * 4);
+    });
     const path = join(dir, 'contradiction.bin');
     await writeFile(path, header);
     await expectFormatError(path, /n_heads 8 is not a multiple of n_kv_heads 3/);

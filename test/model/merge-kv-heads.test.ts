@@ -5,7 +5,7 @@ import { loadLlama2cCheckpoint } from '../../lib/model/llama2c.js';
 import { mergeKvHeadsToMla } from '../../lib/model/merge-kv-heads.js';
 import { forwardMlaSequence } from '../../lib/model/mla-forward.js';
 import { mlaCacheValuesPerToken } from '../../lib/model/mla-weights.js';
-import { STORIES260K_PATH, maxAbsDiff, missingFileMessage, sampleTokenIds, toHalfSplit } from './fixtures.js';
+import { maxAbsDiff, missingFileMessage, STORIES260K_PATH, sampleTokenIds, toHalfSplit } from './fixtures.js';
 
 const missing = missingFileMessage(STORIES260K_PATH);
 
@@ -37,7 +37,11 @@ describe('exact KV-head merge (TransMLA 2.3) on stories260K', () => {
     expect(layer.kvBProj).toHaveLength(8 * 8 * 32);
     // Head 3 belongs to KV group 1: its value row 2 selects latent column 1*8 + 2.
     const row = layer.kvBProj.subarray((3 * 8 + 2) * 32, (3 * 8 + 3) * 32);
-    expect(Array.from(row).map((v, c) => (v === 1 ? c : -1)).filter((c) => c >= 0)).toEqual([10]);
+    expect(
+      Array.from(row)
+        .map((v, c) => (v === 1 ? c : -1))
+        .filter((c) => c >= 0),
+    ).toEqual([10]);
     expect(row.reduce((s, v) => s + v, 0)).toBe(1);
   });
 

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,7 +8,9 @@ describe('model cache folder', () => {
   it('prefers LATENTKV_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', () => {
     expect(modelCacheDir({ LATENTKV_CACHE_DIR: '/x/models', XDG_CACHE_HOME: '/y' })).toBe('/x/models');
     expect(modelCacheDir({ XDG_CACHE_HOME: '/y' })).toBe('/y/latentkv');
-    expect(modelCacheDir({ LATENTKV_CACHE_DIR: '', XDG_CACHE_HOME: '' })).toBe(join(homedir(), '.cache', 'latentkv'));
+    expect(modelCacheDir({ LATENTKV_CACHE_DIR: '', XDG_CACHE_HOME: '' })).toBe(
+      join(homedir(), '.cache', 'latentkv'),
+    );
     expect(modelCacheDir({ LATENTKV_CACHE_DIR: 'relative/dir' })).toBe(resolve('relative/dir'));
   });
 

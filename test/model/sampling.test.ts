@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { argmax, createRng, createSampler, logSoftmax, sampleToken, softmax } from '../../lib/model/sampling.js';
+import {
+  argmax,
+  createRng,
+  createSampler,
+  logSoftmax,
+  sampleToken,
+  softmax,
+} from '../../lib/model/sampling.js';
 
 const logits = Float32Array.from([1.0, 3.0, 2.5, -1.0, 0.0, 2.9]);
 
@@ -24,7 +31,9 @@ describe('softmax helpers', () => {
     const p = softmax(logits);
     expect(p.reduce((s, x) => s + x, 0)).toBeCloseTo(1, 14);
     const lp = logSoftmax(logits);
-    p.forEach((x, i) => expect(Math.log(x)).toBeCloseTo(lp[i]!, 12));
+    p.forEach((x, i) => {
+      expect(Math.log(x)).toBeCloseTo(lp[i]!, 12);
+    });
   });
 
   it('is stable for huge logits', () => {
@@ -76,7 +85,9 @@ describe('sampleToken', () => {
     const n = 20000;
     for (let i = 0; i < n; i++) counts[sampleToken(logits, { rng })]!++;
     const p = softmax(logits);
-    counts.forEach((c, i) => expect(Math.abs(c / n - p[i]!)).toBeLessThan(0.015));
+    counts.forEach((c, i) => {
+      expect(Math.abs(c / n - p[i]!)).toBeLessThan(0.015);
+    });
   });
 
   it('rejects bad options', () => {

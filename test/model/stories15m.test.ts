@@ -13,8 +13,13 @@ import type { LlamaCheckpoint } from '../../lib/model/llama-weights.js';
 import { loadLlama2cCheckpoint } from '../../lib/model/llama2c.js';
 import { type Llama2cTokenizer, loadLlama2cTokenizer } from '../../lib/model/llama2c-tokenizer.js';
 import { argmax } from '../../lib/model/sampling.js';
-import { STORIES15M_SHA256, type Stories15MFiles, ensureStories15M } from '../../lib/model/stories15m.js';
-import { TINYSTORIES_SAMPLE_PATH, missingFileMessage } from './fixtures.js';
+import {
+  ensureStories15M,
+  parseEmscriptenFileList,
+  STORIES15M_SHA256,
+  type Stories15MFiles,
+} from '../../lib/model/stories15m.js';
+import { missingFileMessage, TINYSTORIES_SAMPLE_PATH } from './fixtures.js';
 
 let files: Stories15MFiles | null = null;
 let unavailable = '';
@@ -62,7 +67,16 @@ describe('stories15M from the npm registry', () => {
 
   it('has the published configuration', (ctx) => {
     ctx.skip(files === null, unavailable);
-    expect(model.config).toMatchObject({ dim: 288, hiddenDim: 768, nLayers: 6, nHeads: 6, nKvHeads: 6, vocabSize: 32000, seqLen: 256, headDim: 48 });
+    expect(model.config).toMatchObject({
+      dim: 288,
+      hiddenDim: 768,
+      nLayers: 6,
+      nHeads: 6,
+      nKvHeads: 6,
+      vocabSize: 32000,
+      seqLen: 256,
+      headDim: 48,
+    });
   });
 });
 
@@ -70,7 +84,9 @@ describe('llama2.c tokenizer on stories15M tokenizer.bin', () => {
   it('encodes like llama2.c (BOS, dummy space prefix, BPE merges)', (ctx) => {
     ctx.skip(files === null, unavailable);
     expect(tokenizer.encode('Once upon a time')).toEqual([1, 9038, 2501, 263, 931]);
-    expect(tokenizer.encode('Once upon a time', { bos: false, eos: true })).toEqual([9038, 2501, 263, 931, 2]);
+    expect(tokenizer.encode('Once upon a time', { bos: false, eos: true })).toEqual([
+      9038, 2501, 263, 931, 2,
+    ]);
     expect(tokenizer.encode('')).toEqual([1]);
   });
 
@@ -108,11 +124,12 @@ describe('stories15M greedy generation with the reference forward', () => {
     // temperature 0 with prompt "Once upon a time"; that older build encodes the prompt without the
     // dummy space, hence "Once" = 26222 rather than " Once" = 9038.
     const runC = [
-      1, 26222, 2501, 263, 931, 29892, 727, 471, 263, 2217, 7826, 4257, 365, 2354, 29889, 2296, 18012, 304, 1708, 5377, 297, 278,
-      6575, 845, 457, 29889, 3118, 2462, 29892, 1183, 4446, 263, 4802, 29892, 2654, 8287, 297, 278, 14744, 29889, 739, 471, 278,
-      6575, 29991, 2296, 5131, 304, 6023, 372, 29892, 541, 372, 471, 2086, 1880, 701, 29889, 29871, 13, 29931,
+      1, 26222, 2501, 263, 931, 29892, 727, 471, 263, 2217, 7826, 4257, 365, 2354, 29889, 2296, 18012, 304,
+      1708, 5377, 297, 278, 6575, 845, 457, 29889, 3118, 2462, 29892, 1183, 4446, 263, 4802, 29892, 2654,
+      8287, 297, 278, 14744, 29889, 739, 471, 278, 6575, 29991, 2296, 5131, 304, 6023, 372, 29892, 541, 372,
+      471, 2086, 1880, 701, 29889, 29871, 13, 29931,
     ];
-    expect(greedy([1, 26222], runC.length + 1, 'f32')).toEqual(runC);
+    expect(greedy([1, 26222], runC.length, 'f32')).toEqual(runC);
   }, 120_000);
 
   it('continues "Once upon a time" with a readable story, the same in f32 and f64', (ctx) => {
@@ -141,12 +158,40 @@ describe('stories15M perplexity on real TinyStories text', () => {
     ctx.skip(missing !== null, missing ?? '');
     const text = await readFile(TINYSTORIES_SAMPLE_PATH, 'utf8');
     const tokens = tokenizer.encode(text.trim()).slice(0, 513);
-    const result = await perplexity(tokens, (window) => forwardSequence(model.weights, model.config, window, { precision: 'f32' }), {
-      windowSize: 256,
-    });
-    console.log(`stories15M perplexity on ${result.tokenCount} tokens of tinystories_sample.txt: ${result.perplexity.toFixed(3)}`);
+    const result = await perplexity(
+      tokens,
+      (window) => forwardSequence(model.weights, model.config, window, { precision: 'f32' }),
+      {
+        windowSize: 256,
+      },
+    );
+    console.log(
+      `stories15M perplexity on ${result.tokenCount} tokens of tinystories_sample.txt: ${result.perplexity.toFixed(3)}`,
+    );
     // A model trained on TinyStories is far better than chance (32000) or a unigram model (~hundreds).
     expect(result.perplexity).toBeGreaterThan(1);
     expect(result.perplexity).toBeLessThan(8);
   }, 300_000);
+});
+
+describe('emscripten file list parsing (no network)', () => {
+  it('finds the byte ranges in minified loader code', () => {
+    const script =
+      'var x=1;loadPackage({"files":[{"filename":"/model.bin","start":0,"end":60816028},' +
+      '{"filename":"/tokenizer.bin","start":60816028,"end":61248745,"audio":0}],"remote_package_size":61248745})}';
+    expect(parseEmscriptenFileList(script, 'llama2.js')).toEqual([
+      { filename: '/model.bin', start: 0, end: 60816028 },
+      { filename: '/tokenizer.bin', start: 60816028, end: 61248745 },
+    ]);
+  });
+
+  it('says what is wrong with a script without a usable list', () => {
+    expect(() => parseEmscriptenFileList('no list here', 'llama2.js')).toThrow(
+      /llama2\.js: no emscripten "files" list/,
+    );
+    expect(() => parseEmscriptenFileList('"files":[{"filename":"/a"', 'llama2.js')).toThrow(/unterminated/);
+    expect(() => parseEmscriptenFileList('"files":[{"filename":"/a","start":"0"}]', 'llama2.js')).toThrow(
+      /malformed/,
+    );
+  });
 });

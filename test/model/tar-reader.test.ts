@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TarFormatError, readTarFiles } from '../../lib/model/tar-reader.js';
+import { readTarFiles, TarFormatError } from '../../lib/model/tar-reader.js';
 
 /** Yields a buffer in small uneven chunks, so headers and data straddle chunk boundaries. */
 async function* chunked(bytes: Uint8Array, size = 777): AsyncGenerator<Uint8Array> {
@@ -51,7 +51,10 @@ describe('tar reader', () => {
       const names = [...contents.keys()];
       execFileSync('tar', [`--format=${format}`, '-cf', archive, '-C', join(dir, 'src'), ...names]);
       const bytes = await readFile(archive);
-      const files = await readTarFiles(chunked(bytes), (name) => name !== 'package/src/a.txt' || format !== 'gnu');
+      const files = await readTarFiles(
+        chunked(bytes),
+        (name) => name !== 'package/src/a.txt' || format !== 'gnu',
+      );
       for (const name of names) {
         if (name === 'package/src/a.txt' && format === 'gnu') expect(files.has(name)).toBe(false);
         else expect(files.get(name)).toEqual(contents.get(name));
@@ -62,7 +65,14 @@ describe('tar reader', () => {
   it('reads through gunzip as ensureStories15M does', async (ctx) => {
     ctx.skip(!hasTar(), 'no tar binary on this machine');
     const archive = join(dir, 'archive.tgz');
-    execFileSync('tar', ['-czf', archive, '-C', join(dir, 'src'), 'package/src/a.txt', 'package/src/block.bin']);
+    execFileSync('tar', [
+      '-czf',
+      archive,
+      '-C',
+      join(dir, 'src'),
+      'package/src/a.txt',
+      'package/src/block.bin',
+    ]);
     const gunzip = createGunzip();
     pipeline(createReadStream(archive), gunzip, () => {});
     const files = await readTarFiles(gunzip, () => true);
@@ -75,7 +85,9 @@ describe('tar reader', () => {
     const archive = join(dir, 'cut.tar');
     execFileSync('tar', ['-cf', archive, '-C', join(dir, 'src'), 'package/src/block.bin']);
     const bytes = await readFile(archive);
-    await expect(readTarFiles(chunked(bytes.subarray(0, 1000)), () => true)).rejects.toThrow(/truncated archive.*block\.bin/);
+    await expect(readTarFiles(chunked(bytes.subarray(0, 1000)), () => true)).rejects.toThrow(
+      /truncated archive.*block\.bin/,
+    );
     await expect(readTarFiles(chunked(bytes.subarray(0, 300)), () => true)).rejects.toThrow(TarFormatError);
     const garbage = Buffer.alloc(1024, 0x41);
     await expect(readTarFiles(chunked(garbage), () => true)).rejects.toThrow(/checksum|octal/);
