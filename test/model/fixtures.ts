@@ -3,11 +3,14 @@
  * into the repository); a test that needs an absent one skips with a message saying which.
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LlamaCheckpoint, LlamaWeights } from '../../lib/model/llama-weights.js';
 
-/** Absolute path of a file under the shared folder beside the checkout. */
+/** Absolute path of a file under the shared folder: $LATENTKV_SHARED_DIR, else ../shared beside the checkout. */
 export function sharedPath(relative: string): string {
+  const dir = process.env.LATENTKV_SHARED_DIR;
+  if (dir) return path.join(dir, relative);
   return fileURLToPath(new URL(`../../../shared/${relative}`, import.meta.url));
 }
 
