@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "backend-wrap.h"
+#include "ceilings-worker.h"
 #include "errors.h"
 #include "latentkv.h"
 
@@ -51,6 +52,7 @@ static Napi::Object InitLatentkv(Napi::Env env, Napi::Object exports) {
   BackendWrap::Init(env, exports);
   exports.Set("buildInfo", Napi::Function::New<BuildInfo>(env, "buildInfo"));
   exports.Set("cacheLayout", Napi::Function::New<CacheLayout>(env, "cacheLayout"));
+  exports.Set("measureCeilings", Napi::Function::New<MeasureCeilings>(env, "measureCeilings"));
   return exports;
 }
 

@@ -1,46 +1,83 @@
 /**
- * `latentkv bench`: times the kernels through the public API at the standard shapes and prints
- * time, GFLOP/s, GB/s and the speed-up over the scalar reference. A program, not a test.
+ * `latentkv bench`: first measures this machine's ceilings (memory read bandwidth, f32 FMA and
+ * bf16 dot-product peaks with all threads), then times each kernel through the public API at
+ * the standard shapes and prints time, GFLOP/s, GB/s, the ceiling that binds it and the
+ * fraction reached, and the speed-up over the scalar reference and over a composed baseline
+ * (lib/cli/composed-baseline.ts). A program that prints numbers, not a test.
  */
-import { createBackend } from '../backend.js';
+import { type Backend, createBackend } from '../backend.js';
 import type { CacheDtype } from '../dtypes.js';
+import { GqaCache } from '../gqa/gqa-cache.js';
+import { gqaDecodeSync } from '../gqa/gqa-decode.js';
 import { mlaDecodeSync } from '../mla/decode.js';
 import { cacheRowLayout, type PagedCacheView } from '../mla/paged-cache.js';
+import { projectAppendSync } from '../mla/project-append.js';
+import type { NativeCeilings } from '../native/binding-types.js';
+import { loadCpuBinding } from '../native/load-binding.js';
 import { intFlag, parseArgs } from './args.js';
+import { composedDecode } from './composed-baseline.js';
 
 interface Shape {
   name: string;
   heads: number;
   rank: number;
   rope: number;
+  hidden: number;
 }
 
+// DESIGN.md's standard shapes: DeepSeek-V3, DeepSeek-V2-Lite and a converted Llama-3-8B.
 const SHAPES: Shape[] = [
-  { name: 'DeepSeek-V3', heads: 128, rank: 512, rope: 64 },
-  { name: 'DeepSeek-V2-Lite', heads: 16, rank: 512, rope: 64 },
-  { name: 'Llama-3-8B->MLA', heads: 32, rank: 512, rope: 64 },
+  { name: 'V3 H=128', heads: 128, rank: 512, rope: 64, hidden: 7168 },
+  { name: 'V2-Lite H=16', heads: 16, rank: 512, rope: 64, hidden: 2048 },
+  { name: 'Llama3-8B H=32', heads: 32, rank: 512, rope: 64, hidden: 4096 },
 ];
+
+export interface BenchRow {
+  kernel: string;
+  shape: string;
+  dtype: string;
+  batch: number;
+  tokens: number;
+  ms: number;
+  gflops: number;
+  gbs: number;
+  bound: 'bf16-dot' | 'f32-fma' | 'memory';
+  fractionOfCeiling: number;
+  speedupVsReference: number | null;
+  speedupVsComposed: number | null;
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] as number;
 }
 
+function timeMs(fn: () => void, reps: number): number {
+  fn();
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+/** Pages of small finite values in every dtype (bytes 0..63), with a sane scale for quantized rows. */
 function randomView(
   dtype: CacheDtype,
   shape: Shape,
   batch: number,
   length: number,
-  blockSize: number,
+  blockSize = 64,
 ): PagedCacheView {
   const layout = cacheRowLayout(dtype, shape.rank, shape.rope, 1);
-  const perSeq = Math.ceil(length / blockSize);
+  const perSeq = Math.max(1, Math.ceil(length / blockSize));
   const numBlocks = perSeq * batch;
   const pages = new Uint8Array(numBlocks * blockSize * layout.rowBytes);
-  // Small random bit patterns that are finite in every dtype: bytes 0..63, and a sane scale.
   let s = 12345;
   for (let i = 0; i < pages.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
     pages[i] = (s >>> 24) & 0x3f;
   }
   if (dtype === 'int8' || dtype === 'fp8_e4m3') {
@@ -63,88 +100,234 @@ function randomView(
   };
 }
 
-export function benchCommand(argv: string[]): number {
+function classify(
+  flops: number,
+  bytes: number,
+  ms: number,
+  peakGflops: number,
+  peak: 'bf16-dot' | 'f32-fma',
+  c: NativeCeilings,
+) {
+  const tCompute = peakGflops > 0 ? flops / (peakGflops * 1e6) : 0;
+  const tMemory = bytes / (c.readGBs * 1e6);
+  return tCompute >= tMemory
+    ? { bound: peak, fractionOfCeiling: tCompute / ms }
+    : { bound: 'memory' as const, fractionOfCeiling: tMemory / ms };
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
   const args = parseArgs(argv, { quick: 'flag', json: 'flag', reps: 'value', threads: 'value' });
   const quick = args.flags.has('quick');
-  const reps = intFlag(args, 'reps', quick ? 3 : 5, 1);
+  const json = args.flags.has('json');
+  const reps = intFlag(args, 'reps', quick ? 3 : 7, 1);
   const threads = intFlag(args, 'threads', 0, 0);
+  const log = (line: string) => {
+    if (!json) console.log(line);
+  };
   const fast = createBackend({ threads });
   const reference = createBackend({ cpuIsa: 'scalar', threads: 1 });
   const info = fast.info();
-  const rows: Record<string, string | number>[] = [];
+  const ceilings = await loadCpuBinding().binding.measureCeilings(info.threads, quick);
+  const bf16Peak = info.cpuIsa === 'avx512bf16' ? ceilings.bf16DotGflops : ceilings.f32FmaGflops;
+  log(
+    `latentkv bench: ${info.backend} backend, isa ${info.cpuIsa}, ${info.threads} threads; medians of ${reps} runs`,
+  );
+  log(
+    `ceilings (${ceilings.threads} threads, measured now): memory read ${ceilings.readGBs.toFixed(1)} GB/s, ` +
+      `f32 FMA ${ceilings.f32FmaGflops.toFixed(0)} GFLOP/s, bf16 dot ${ceilings.bf16DotGflops.toFixed(0)} GFLOP/s`,
+  );
+  log(
+    'x ref: scalar reference (1 thread) timed on 256 tokens, scaled linearly; x composed: plain TypeScript',
+  );
+  log('matrix product + softmax + matrix product on an f32 copy of the cache, timed on 1024 tokens, scaled.');
+  log('');
+  log(
+    'kernel          shape           dtype   B      L        ms  GFLOP/s     GB/s  bound     %ceil   x ref  x composed',
+  );
+  const rows: BenchRow[] = [];
+  const print = (r: BenchRow) => {
+    rows.push(r);
+    log(
+      `${r.kernel.padEnd(15)} ${r.shape.padEnd(15)} ${r.dtype.padEnd(6)} ${String(r.batch).padStart(2)} ${String(r.tokens).padStart(6)} ` +
+        `${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(1).padStart(8)} ${r.gbs.toFixed(1).padStart(8)}  ${r.bound.padEnd(8)} ` +
+        `${(100 * r.fractionOfCeiling).toFixed(0).padStart(5)}% ${r.speedupVsReference?.toFixed(0).padStart(7) ?? '      -'} ${r.speedupVsComposed?.toFixed(0).padStart(11) ?? '          -'}`,
+    );
+  };
+
   const lengths = quick ? [4096] : [4096, 32768];
   const batches = quick ? [1] : [1, 8];
   const dtypes: CacheDtype[] = quick ? ['bf16'] : ['f32', 'bf16', 'int8'];
-  const log = (s: string) => {
-    if (!args.flags.has('json')) console.log(s);
-  };
-  log(
-    `latentkv bench: backend ${info.backend}, isa ${info.cpuIsa}, ${info.threads} threads; medians of ${reps} runs`,
-  );
-  log('kernel      shape              dtype  B     L   ms       GFLOP/s  GB/s    x scalar-ref');
   for (const shape of SHAPES) {
+    const composedMs = composedBaselineMs(shape);
     for (const dtype of dtypes) {
+      const refMsPerToken = referenceMsPerToken(shape, dtype, reference);
       for (const batch of batches) {
         for (const length of lengths) {
-          const view = randomView(dtype, shape, batch, length, 64);
-          const q = new Float32Array(batch * shape.heads * shape.rank).fill(0.01);
-          const qr = new Float32Array(batch * shape.heads * shape.rope).fill(0.01);
-          const out = new Float32Array(q.length);
-          const run = (backend: typeof fast, v: PagedCacheView) =>
-            mlaDecodeSync({
-              cache: v,
-              numHeads: shape.heads,
-              qLatent: q,
-              qRope: qr,
-              softmaxScale: 0.07,
-              out,
-              backend,
-            });
-          run(fast, view);
-          const times: number[] = [];
-          for (let r = 0; r < reps; r++) {
-            const t0 = performance.now();
-            run(fast, view);
-            times.push(performance.now() - t0);
-          }
-          const ms = median(times);
+          const view = randomView(dtype, shape, batch, length);
+          const qLatent = new Float32Array(batch * shape.heads * shape.rank).fill(0.01);
+          const qRope = new Float32Array(batch * shape.heads * shape.rope).fill(0.01);
+          const out = new Float32Array(qLatent.length);
+          const ms = timeMs(
+            () =>
+              mlaDecodeSync({
+                cache: view,
+                numHeads: shape.heads,
+                qLatent,
+                qRope,
+                softmaxScale: 0.07,
+                out,
+                backend: fast,
+              }),
+            reps,
+          );
           const flops = 2 * batch * shape.heads * length * (2 * shape.rank + shape.rope);
           const bytes = batch * length * cacheRowLayout(dtype, shape.rank, shape.rope, 1).rowBytes;
-          // The scalar reference is slow: time it on 256 tokens and scale linearly in L.
-          const refLen = 256;
-          const refView = randomView(dtype, shape, 1, refLen, 64);
-          const rq = q.subarray(0, shape.heads * shape.rank);
-          const t0 = performance.now();
-          mlaDecodeSync({
-            cache: refView,
-            numHeads: shape.heads,
-            qLatent: rq,
-            qRope: qr.subarray(0, shape.heads * shape.rope),
-            softmaxScale: 0.07,
-            backend: reference,
-          });
-          const refMs = ((performance.now() - t0) * (batch * length)) / refLen;
-          const row = {
+          const peak = dtype === 'f32' ? 'f32-fma' : 'bf16-dot';
+          print({
             kernel: 'mla_decode',
             shape: shape.name,
             dtype,
             batch,
-            length,
+            tokens: length,
             ms,
             gflops: flops / ms / 1e6,
             gbs: bytes / ms / 1e6,
-            speedupVsReference: refMs / ms,
-          };
-          rows.push(row);
-          log(
-            `mla_decode  ${shape.name.padEnd(18)} ${dtype.padEnd(6)} ${String(batch).padEnd(2)} ${String(length).padStart(6)} ${ms.toFixed(2).padStart(8)} ${row.gflops.toFixed(1).padStart(8)} ${row.gbs.toFixed(2).padStart(6)} ${row.speedupVsReference.toFixed(1).padStart(8)}`,
-          );
+            ...classify(flops, bytes, ms, dtype === 'f32' ? ceilings.f32FmaGflops : bf16Peak, peak, ceilings),
+            speedupVsReference: (refMsPerToken * batch * length) / ms,
+            speedupVsComposed: (composedMs * batch * length) / ms,
+          });
         }
       }
     }
+    for (const tokens of quick ? [1] : [1, 64]) {
+      const rows2 = shape.rank + shape.rope;
+      const weight = new Uint16Array(rows2 * shape.hidden).fill(0x3c00);
+      const hidden = new Float32Array(tokens * shape.hidden).fill(0.01);
+      const cache = { ...randomView('bf16', shape, 1, tokens) };
+      const slotMapping = BigInt64Array.from({ length: tokens }, (_, t) => BigInt(t));
+      const positions = Int32Array.from({ length: tokens }, (_, t) => t);
+      const run = (backend: Backend) =>
+        projectAppendSync({
+          cache,
+          hidden,
+          hiddenSize: shape.hidden,
+          weight,
+          weightDtype: 'bf16',
+          rope: { style: 'interleaved' },
+          positions,
+          slotMapping,
+          backend,
+        });
+      const ms = timeMs(() => run(fast), reps);
+      const refMs = timeMs(() => run(reference), 1);
+      const flops = 2 * tokens * rows2 * shape.hidden;
+      const bytes = 2 * rows2 * shape.hidden + 4 * tokens * shape.hidden;
+      print({
+        kernel: 'project_append',
+        shape: shape.name,
+        dtype: 'bf16 w',
+        batch: 1,
+        tokens,
+        ms,
+        gflops: flops / ms / 1e6,
+        gbs: bytes / ms / 1e6,
+        ...classify(flops, bytes, ms, ceilings.f32FmaGflops, 'f32-fma', ceilings),
+        speedupVsReference: refMs / ms,
+        speedupVsComposed: null,
+      });
+    }
   }
-  if (args.flags.has('json')) console.log(JSON.stringify({ backend: info, rows }, null, 2));
+  // gqa_decode of the unconverted Llama-3-8B layer (32 heads, 8 KV heads, head dim 128): the baseline MLA replaces.
+  for (const length of lengths) {
+    const cache = new GqaCache({
+      numKvHeads: 8,
+      headDim: 128,
+      dtype: 'bf16',
+      blockSize: 64,
+      numBlocks: Math.ceil(length / 64),
+    });
+    const id = cache.createSequence();
+    const kv = new Float32Array(length * 8 * 128).fill(0.01);
+    cache.append(id, kv, kv, fast);
+    const q = new Float32Array(32 * 128).fill(0.01);
+    const out = new Float32Array(q.length);
+    const view = cache.view([id]);
+    const ms = timeMs(
+      () => gqaDecodeSync({ cache: view, numHeads: 32, q, softmaxScale: 0.088, out, backend: fast }),
+      reps,
+    );
+    const small = new GqaCache({ numKvHeads: 8, headDim: 128, dtype: 'bf16', blockSize: 64, numBlocks: 4 });
+    const sid = small.createSequence();
+    small.append(sid, kv.subarray(0, 256 * 1024), kv.subarray(0, 256 * 1024), fast);
+    const refMs =
+      (timeMs(
+        () =>
+          gqaDecodeSync({
+            cache: small.view([sid]),
+            numHeads: 32,
+            q,
+            softmaxScale: 0.088,
+            out,
+            backend: reference,
+          }),
+        1,
+      ) *
+        length) /
+      256;
+    const flops = 4 * 32 * length * 128;
+    const bytes = length * cache.bytesPerToken;
+    print({
+      kernel: 'gqa_decode',
+      shape: 'Llama3-8B GQA',
+      dtype: 'bf16',
+      batch: 1,
+      tokens: length,
+      ms,
+      gflops: flops / ms / 1e6,
+      gbs: bytes / ms / 1e6,
+      ...classify(flops, bytes, ms, ceilings.f32FmaGflops, 'f32-fma', ceilings),
+      speedupVsReference: refMs / ms,
+      speedupVsComposed: null,
+    });
+  }
+  if (json) console.log(JSON.stringify({ backend: info, ceilings, rows }, null, 2));
   fast.dispose();
   reference.dispose();
   return 0;
+}
+
+function referenceMsPerToken(shape: Shape, dtype: CacheDtype, reference: Backend): number {
+  const tokens = 256;
+  const view = randomView(dtype, shape, 1, tokens);
+  const qLatent = new Float32Array(shape.heads * shape.rank).fill(0.01);
+  const qRope = new Float32Array(shape.heads * shape.rope).fill(0.01);
+  return (
+    timeMs(
+      () =>
+        mlaDecodeSync({
+          cache: view,
+          numHeads: shape.heads,
+          qLatent,
+          qRope,
+          softmaxScale: 0.07,
+          backend: reference,
+        }),
+      1,
+    ) / tokens
+  );
+}
+
+function composedBaselineMs(shape: Shape): number {
+  const tokens = 1024;
+  const latent = new Float32Array(tokens * shape.rank).fill(0.01);
+  const rope = new Float32Array(tokens * shape.rope).fill(0.01);
+  const qLatent = new Float32Array(shape.heads * shape.rank).fill(0.01);
+  const qRope = new Float32Array(shape.heads * shape.rope).fill(0.01);
+  const out = new Float32Array(shape.heads * shape.rank);
+  return (
+    timeMs(
+      () => composedDecode(latent, rope, qLatent, qRope, shape.heads, shape.rank, shape.rope, 0.07, out),
+      1,
+    ) / tokens
+  );
 }

@@ -18,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'info':
       return infoCommand(rest);
     case 'bench':
-      return benchCommand(rest);
+      return await benchCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -120,7 +120,15 @@ export interface NativeBackend {
   dispose(): void;
 }
 
+export interface NativeCeilings {
+  readGBs: number;
+  f32FmaGflops: number;
+  bf16DotGflops: number;
+  threads: number;
+}
+
 export interface NativeBinding {
+  measureCeilings(threads: number, quick: boolean): Promise<NativeCeilings>;
   NativeBackend: new (name: string, cpuIsa: number, threads: number) => NativeBackend;
   buildInfo(): NativeBuildInfo;
   cacheLayout(

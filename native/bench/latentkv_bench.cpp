@@ -90,121 +90,18 @@ double run_parallel(int n, const std::function<void(int)>& f) {
 }
 
 // ---- Ceilings -------------------------------------------------------------------------------
-#if defined(__x86_64__)
-__attribute__((target("avx512f,fma"), noinline)) float fma_loop_512(int64_t iters) {
-  __m512 a[12];
-  const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
-  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(static_cast<float>(i));
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], x, y);
-  }
-  __m512 s = a[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
-  return _mm512_reduce_add_ps(s);
-}
 
-__attribute__((target("avx2,fma"), noinline)) float fma_loop_256(int64_t iters) {
-  __m256 a[12];
-  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
-  for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(static_cast<float>(i));
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], x, y);
-  }
-  __m256 s = a[0];
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, a[i]);
-  float out[8];
-  _mm256_storeu_ps(out, s);
-  return out[0] + out[7];
-}
-
-__attribute__((target("avx512f,avx512bf16"), noinline)) float dpbf16_loop(int64_t iters) {
-  __m512 a[12];
-  const __m512i x = _mm512_set1_epi32(0x3f803f80), y = _mm512_set1_epi32(0x33d633d6);
-  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(static_cast<float>(i));
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 12; ++i)
-      a[i] = _mm512_dpbf16_ps(a[i], reinterpret_cast<__m512bh>(x), reinterpret_cast<__m512bh>(y));
-  }
-  __m512 s = a[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
-  return _mm512_reduce_add_ps(s);
-}
-
-__attribute__((target("avx512f"), noinline)) uint64_t read_loop_512(const uint8_t* p, size_t n) {
-  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i + 256 <= n; i += 256) {
-    a0 = _mm512_xor_si512(a0, _mm512_load_si512(p + i));
-    a1 = _mm512_xor_si512(a1, _mm512_load_si512(p + i + 64));
-    a2 = _mm512_xor_si512(a2, _mm512_load_si512(p + i + 128));
-    a3 = _mm512_xor_si512(a3, _mm512_load_si512(p + i + 192));
-  }
-  a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
-  return static_cast<uint64_t>(_mm512_reduce_add_epi64(a0));
-}
-#endif
-
-uint64_t read_loop_scalar(const uint8_t* p, size_t n) {
-  uint64_t s = 0;
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    uint64_t v;
-    std::memcpy(&v, p + i, 8);
-    s ^= v;
-  }
-  return s;
-}
+volatile uint64_t g_sink_u;  // keeps eviction loops from being optimised away
 
 struct Ceilings {
   double read_gbs = 0, f32_gflops = 0, bf16_gflops = 0;
   int threads = 1;
 };
 
-volatile float g_sink_f;
-volatile uint64_t g_sink_u;
-
 Ceilings measure_ceilings(const Options& o) {
-  Ceilings c;
-  c.threads = hw_threads(o);
-  const int n = c.threads;
-  const uint32_t supported = lkv_cpu_supported_isa_mask();
-  const bool has512 = supported & (1u << LKV_CPU_ISA_AVX512);
-  const bool has256 = supported & (1u << LKV_CPU_ISA_AVX2);
-  const bool hasbf16 = supported & (1u << LKV_CPU_ISA_AVX512BF16);
-  const int64_t iters = o.quick ? 10000000 : 40000000;  // 30 to 120 ms a run
-  // Best of five, each with all threads.
-  for (int rep = 0; rep < 5; ++rep) {
-#if defined(__x86_64__)
-    if (has512 || has256) {
-      const double t = run_parallel(n, [&](int) {
-        g_sink_f = has512 ? fma_loop_512(iters) : fma_loop_256(iters);
-      });
-      const double flops = 2.0 * (has512 ? 16 : 8) * 12 * static_cast<double>(iters) * n;
-      c.f32_gflops = std::max(c.f32_gflops, flops / t * 1e-9);
-    }
-    if (hasbf16) {
-      const double t = run_parallel(n, [&](int) { g_sink_f = dpbf16_loop(iters); });
-      const double flops = 4.0 * 16 * 12 * static_cast<double>(iters) * n;
-      c.bf16_gflops = std::max(c.bf16_gflops, flops / t * 1e-9);
-    }
-#endif
-  }
-  const size_t bytes = (o.quick ? 256ull : 1024ull) << 20;  // >> any last-level cache
-  uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
-  run_parallel(n, [&](int i) {  // first touch by the threads that read it
-    std::memset(buf + bytes / n * i, i + 1, bytes / n);
-  });
-  for (int rep = 0; rep < 3; ++rep) {
-    const double t = run_parallel(n, [&](int i) {
-      const uint8_t* p = buf + bytes / n * i;
-#if defined(__x86_64__)
-      g_sink_u = has512 ? read_loop_512(p, bytes / n) : read_loop_scalar(p, bytes / n);
-#else
-      g_sink_u = read_loop_scalar(p, bytes / n);
-#endif
-    });
-    c.read_gbs = std::max(c.read_gbs, static_cast<double>(bytes) / t * 1e-9);
-  }
-  std::free(buf);
-  return c;
+  lkv_cpu_ceilings c{};
+  lkv_cpu_measure_ceilings(hw_threads(o), o.quick ? 1 : 0, &c, nullptr);
+  return {c.read_gbs, c.f32_fma_gflops, c.bf16_dot_gflops, c.threads};
 }
 
 // ---- Timing ---------------------------------------------------------------------------------

@@ -285,6 +285,17 @@ uint32_t lkv_cpu_supported_isa_mask(void);
 /* ISAs compiled into this binary. */
 uint32_t lkv_cpu_compiled_isa_mask(void);
 
+/* The machine's ceilings, measured now with `threads` threads (0: all); quick: ~0.5 s instead of ~2 s. */
+typedef struct lkv_cpu_ceilings {
+  double read_gbs;        /* memory read bandwidth, GB/s                 */
+  double f32_fma_gflops;  /* f32 FMA peak, GFLOP/s (0 without AVX2)      */
+  double bf16_dot_gflops; /* bf16 dot-product peak, GFLOP/s (0 without)  */
+  int32_t threads;
+} lkv_cpu_ceilings;
+
+lkv_status lkv_cpu_measure_ceilings(int32_t threads, int32_t quick, lkv_cpu_ceilings* out,
+                                    lkv_error* err);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
