@@ -36,25 +36,29 @@
       "target_name": "latentkv_avx2",
       "type": "static_library",
       "sources": ["<!@(node scripts/native-sources.cjs isa-sources avx2)"],
-      "cflags": ["<@(lkv_cflags)", "<!@(node scripts/native-sources.cjs isa-flags avx2)"]
+      "cflags": ["<@(lkv_cflags)", "<!@(node scripts/native-sources.cjs isa-flags avx2)"],
+      "conditions": [["target_arch!='x64'", {"type": "none", "sources/": [["exclude", ".*"]]}]]
     },
     {
       "target_name": "latentkv_avx512",
       "type": "static_library",
       "sources": ["<!@(node scripts/native-sources.cjs isa-sources avx512)"],
-      "cflags": ["<@(lkv_cflags)", "<!@(node scripts/native-sources.cjs isa-flags avx512)"]
+      "cflags": ["<@(lkv_cflags)", "<!@(node scripts/native-sources.cjs isa-flags avx512)"],
+      "conditions": [["target_arch!='x64'", {"type": "none", "sources/": [["exclude", ".*"]]}]]
     },
     {
       "target_name": "latentkv_avx512bf16",
       "type": "static_library",
       "sources": ["<!@(node scripts/native-sources.cjs isa-sources avx512bf16)"],
-      "cflags": ["<@(lkv_cflags)", "<!@(node scripts/native-sources.cjs isa-flags avx512bf16)"]
+      "cflags": ["<@(lkv_cflags)", "<!@(node scripts/native-sources.cjs isa-flags avx512bf16)"],
+      "conditions": [["target_arch!='x64'", {"type": "none", "sources/": [["exclude", ".*"]]}]]
     },
     {
       "target_name": "latentkv_neon",
       "type": "static_library",
       "sources": ["<!@(node scripts/native-sources.cjs isa-sources neon)"],
-      "cflags": ["<@(lkv_cflags)", "<!@(node scripts/native-sources.cjs isa-flags neon)"]
+      "cflags": ["<@(lkv_cflags)", "<!@(node scripts/native-sources.cjs isa-flags neon)"],
+      "conditions": [["target_arch!='arm64'", {"type": "none", "sources/": [["exclude", ".*"]]}]]
     }
   ]
 }

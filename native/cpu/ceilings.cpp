@@ -126,9 +126,9 @@ lkv_cpu_ceilings measure_ceilings(int32_t threads, bool quick) {
   const bool has512 = supported & (1u << LKV_CPU_ISA_AVX512);
   const bool has256 = supported & (1u << LKV_CPU_ISA_AVX2);
   const bool hasbf16 = supported & (1u << LKV_CPU_ISA_AVX512BF16);
+#if defined(__x86_64__)
   const int64_t iters = quick ? 10000000 : 40000000;  // 30 to 120 ms a run
   for (int rep = 0; rep < 5; ++rep) {
-#if defined(__x86_64__)
     if (has512 || has256) {
       const double t = run_parallel(n, [&](int) { g_sink_f = has512 ? fma_loop_512(iters) : fma_loop_256(iters); });
       const double flops = 2.0 * (has512 ? 16 : 8) * 12 * static_cast<double>(iters) * n;
@@ -139,12 +139,12 @@ lkv_cpu_ceilings measure_ceilings(int32_t threads, bool quick) {
       const double flops = 4.0 * 16 * 12 * static_cast<double>(iters) * n;
       c.bf16_dot_gflops = std::max(c.bf16_dot_gflops, flops / t * 1e-9);
     }
-#else
-    (void)has512;
-    (void)has256;
-    (void)hasbf16;
-#endif
   }
+#else
+  (void)has512;
+  (void)has256;
+  (void)hasbf16;
+#endif
   const size_t bytes = (quick ? 256ull : 1024ull) << 20;  // far beyond any last-level cache
   auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
   if (!buf) return c;
