@@ -12,6 +12,33 @@ export {
 } from './backend.js';
 export { type ResolvedBackendOptions, resolveBackendOptions } from './backend-options.js';
 export {
+  type CalibrationStats,
+  calibrate,
+  mergeCalibration,
+  sampleSequences,
+  splitText,
+  textCalibrationSequences,
+} from './convert/calibration.js';
+export {
+  type ConversionReport,
+  type ConversionResult,
+  type ConvertMethod,
+  type ConvertOptions,
+  convertToMla,
+} from './convert/convert.js';
+export { readMlaCheckpoint, type WriteMlaOptions, writeMlaCheckpoint } from './convert/export.js';
+export type { Decomposition } from './convert/mla-builder.js';
+export { ConversionAbortedError, type ConvertProgress } from './convert/progress.js';
+export {
+  evaluateConverted,
+  kvBytesPerToken,
+  type QualityResult,
+  type ReferenceRun,
+  runReference,
+  windows,
+} from './convert/quality.js';
+export type { PartialRopeStrategy, RopeAllocation, RopeFrequencies } from './convert/rope-split.js';
+export {
   BACKEND_NAMES,
   type BackendName,
   CACHE_DTYPES,
@@ -39,7 +66,31 @@ export {
   type GqaCacheView,
 } from './gqa/gqa-cache.js';
 export { type GqaDecodeArgs, gqaDecode, gqaDecodeSync } from './gqa/gqa-decode.js';
+export { type HfModel, loadHfModel, parseRopeScaling } from './loaders/hf-model.js';
+export {
+  f16ToFloat,
+  floatToBf16,
+  floatToF16,
+  parseSafetensors,
+  readSafetensors,
+  type SafetensorsDtype,
+  type SafetensorsFile,
+  type TensorInfo,
+  type TensorToWrite,
+  tensorToFloat32,
+  writeSafetensors,
+} from './loaders/safetensors.js';
 export { type MlaDecodeArgs, type MlaDecodeResult, mlaDecode, mlaDecodeSync } from './mla/decode.js';
+export {
+  LAYER_WEIGHT_DTYPES,
+  type LayerWeightDtype,
+  type MlaDecodeLayerArgs,
+  type MlaDecodeLayerResult,
+  type MlaLayerConfig,
+  type MlaLayerWeights,
+  mlaDecodeLayer,
+  mlaDecodeLayerSync,
+} from './mla/decode-layer.js';
 export { type CacheAppendArgs, LatentCache, type LatentCacheOptions } from './mla/latent-cache.js';
 export {
   type CacheGeometry,
@@ -50,3 +101,28 @@ export {
 } from './mla/paged-cache.js';
 export { type ProjectAppendArgs, projectAppend, projectAppendSync } from './mla/project-append.js';
 export type { RopeConfig, RopeScaling } from './mla/rope.js';
+export {
+  benchDecode,
+  type DecodeBenchOptions,
+  type DecodeBenchRow,
+  formatBenchTable,
+} from './runtime/bench.js';
+export {
+  type EvaluateOptions,
+  type EvaluationReport,
+  evaluateModel,
+  type ModelReport,
+  sequenceLogits,
+} from './runtime/evaluate.js';
+export { type GenerateOptions, type GenerateResult, generate, generateBatch } from './runtime/generate.js';
+export { GqaModel, type GqaModelOptions } from './runtime/gqa-model.js';
+export {
+  type CreateRuntimeOptions,
+  createRuntime,
+  type LoadedCheckpoint,
+  type ResolvedModel,
+  resolveModel,
+  resolveTokenizer,
+} from './runtime/load-model.js';
+export { MlaModel, type MlaModelOptions } from './runtime/mla-model.js';
+export type { CausalLanguageModel, ForwardOptions, ForwardRequest, RuntimeOptions } from './runtime/model.js';

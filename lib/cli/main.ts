@@ -1,5 +1,8 @@
 /** The `latentkv` command line. */
 import { benchCommand } from './bench-command.js';
+import { convertCommand } from './convert-command.js';
+import { evalCommand } from './eval-command.js';
+import { generateCommand } from './generate-command.js';
 import { infoCommand } from './info-command.js';
 
 const USAGE = `usage: latentkv <command> [options]
@@ -7,6 +10,11 @@ const USAGE = `usage: latentkv <command> [options]
 commands:
   info [--json]                      backend, CPU ISA, threads and versions in use
   bench [--quick] [--json]           kernel benchmark against this machine's ceilings
+  convert <in> <out> [options]       GQA/MHA -> MLA (TransMLA, MHA2MLA); convert --help
+  generate <model> --prompt TEXT     stream a continuation (model: stories15M, a llama2.c .bin,
+           [--max-tokens N --temperature T --top-k K --top-p P --seed S --cache-dtype D --mla]
+                                     or a Hugging Face folder); --bench: decode tokens/s, GQA vs MLA
+  eval <model> --text FILE           perplexity; with --reference <model> (or --mla): KL, top-1, KV bytes
   help                               this text
 
 environment: LATENTKV_BACKEND=auto|cpu|cuda|cann  LATENTKV_CPU_ISA=auto|scalar|avx2|avx512|avx512bf16|neon
@@ -19,6 +27,12 @@ export async function main(argv: string[]): Promise<number> {
       return infoCommand(rest);
     case 'bench':
       return await benchCommand(rest);
+    case 'convert':
+      return await convertCommand(rest);
+    case 'generate':
+      return await generateCommand(rest);
+    case 'eval':
+      return await evalCommand(rest);
     case undefined:
     case 'help':
     case '--help':

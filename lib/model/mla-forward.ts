@@ -22,6 +22,7 @@ import {
   feedForwardResidual,
   matVec,
   type Precision,
+  type RopeAngles,
   rmsNorm,
   ropeAngles,
   softmaxInPlace,
@@ -132,13 +133,17 @@ export function forwardMlaToken(state: MlaState, token: number, pos: number): Fl
     ropeHeads,
   } = config;
   const headsPerRopeKey = H / ropeHeads;
-  const angles = ropeAngles(pos, P, config.ropeTheta);
+  const sharedAngles = mlaRopeAngles(config, pos);
   const x = state.x;
 
   for (let i = 0; i < dim; i++) x[i] = weights.tokenEmbedding[token * dim + i]!;
 
   for (let l = 0; l < config.nLayers; l++) {
     const layer = weights.layers[l]!;
+    const angles =
+      layer.ropeInvFreq === undefined || layer.ropeInvFreq === null
+        ? sharedAngles
+        : mlaRopeAngles(config, pos, layer.ropeInvFreq);
     rmsNorm(state.normed, x, layer.rmsAtt, config.normEps, dim);
 
     // Query: [q_nope (Dn) | q_rope (P)] per head, RoPE on the rope part.
@@ -147,15 +152,20 @@ export function forwardMlaToken(state: MlaState, token: number, pos: number): Fl
     } else {
       const rank = state.qLatent.length;
       matVec(state.qLatent, layer.qAProj!, state.normed, rank, dim);
-      rmsNorm(state.qLatent, state.qLatent, layer.qALayernorm!, config.normEps, rank);
+      if (layer.qALayernorm !== null) {
+        rmsNorm(state.qLatent, state.qLatent, layer.qALayernorm, config.normEps, rank);
+      }
       matVec(state.q, layer.qBProj!, state.qLatent, H * (Dn + P), rank);
     }
-    for (let h = 0; h < H; h++) applyRope(state.q, h * (Dn + P) + Dn, angles, config.ropeStyle);
+    for (let h = 0; h < H; h++) {
+      const ropeHead = Math.floor(h / headsPerRopeKey);
+      applyRope(state.q, h * (Dn + P) + Dn, angles[ropeHead]!, config.ropeStyle);
+    }
 
     // Latent and rope keys of this token: c = (optionally normed) rows 0..R-1, then roped keys.
     matVec(state.kvA, layer.kvAProjWithMqa, state.normed, R + P * ropeHeads, dim);
     if (layer.kvALayernorm !== null) rmsNorm(state.kvA, state.kvA, layer.kvALayernorm, config.normEps, R);
-    for (let r = 0; r < ropeHeads; r++) applyRope(state.kvA, R + r * P, angles, config.ropeStyle);
+    for (let r = 0; r < ropeHeads; r++) applyRope(state.kvA, R + r * P, angles[r]!, config.ropeStyle);
 
     if (state.form === 'expanded') {
       attendExpanded(state, l, pos, headsPerRopeKey);
@@ -172,6 +182,34 @@ export function forwardMlaToken(state: MlaState, token: number, pos: number): Fl
   const logits = allocate(state.precision, config.vocabSize);
   matVec(logits, weights.classifier, state.normed, config.vocabSize, dim);
   return logits;
+}
+
+/**
+ * cos/sin of every rope pair at `pos`, one set per rope head: from config.ropeInvFreq when the model
+ * carries a frequency table, else the standard theta^(-2p/P).
+ */
+export function mlaRopeAngles(
+  config: MlaConfig,
+  pos: number,
+  table: Float64Array | null | undefined = config.ropeInvFreq,
+): RopeAngles[] {
+  const { qkRopeHeadDim: P, ropeHeads } = config;
+  if (table === undefined || table === null) {
+    const shared = ropeAngles(pos, P, config.ropeTheta);
+    return Array.from({ length: ropeHeads }, () => shared);
+  }
+  const pairs = P / 2;
+  const perHead = table.length !== pairs;
+  return Array.from({ length: ropeHeads }, (_, r) => {
+    const cos = new Float64Array(pairs);
+    const sin = new Float64Array(pairs);
+    for (let p = 0; p < pairs; p++) {
+      const angle = pos * table[(perHead ? r * pairs : 0) + p]!;
+      cos[p] = Math.cos(angle);
+      sin[p] = Math.sin(angle);
+    }
+    return { cos, sin };
+  });
 }
 
 /** Non-absorbed attention: materialise full per-head keys and values for this token, cache them, attend. */

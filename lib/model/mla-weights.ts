@@ -42,6 +42,13 @@ export interface MlaConfig {
   ropeStyle: RopeStyle;
   /** Attention score scale; DeepSeek uses 1/sqrt(Dn+P) times the YaRN mscale^2. */
   softmaxScale: number;
+  /**
+   * Optional explicit RoPE inverse frequencies (radians per position), overriding ropeTheta: one
+   * per rope pair (length P/2, shared by all rope heads), or one per rope head and pair (length
+   * ropeHeads*P/2, head-major). Conversions use it to keep frequencies the DeepSeek layout's
+   * theta^(-2p/P) cannot express. Absent or null: the standard theta^(-2p/P).
+   */
+  ropeInvFreq?: Float64Array | null;
 }
 
 export interface MlaLayerWeights extends FeedForwardWeights {
@@ -54,6 +61,11 @@ export interface MlaLayerWeights extends FeedForwardWeights {
   kvALayernorm: Float32Array | null;
   kvBProj: Float32Array;
   oProj: Float32Array;
+  /**
+   * Optional per-layer RoPE inverse frequencies, same shape rules as MlaConfig.ropeInvFreq, which
+   * they override for this layer (conversions choose frequencies per layer).
+   */
+  ropeInvFreq?: Float64Array | null;
 }
 
 export interface MlaWeights {
@@ -90,6 +102,19 @@ export function assertMlaWeightsMatch(weights: MlaWeights, config: MlaConfig): v
     throw new RangeError(`ropeHeads (${ropeHeads}) must be a positive divisor of nHeads (${nHeads})`);
   }
   if (P % 2 !== 0) throw new RangeError(`qkRopeHeadDim (${P}) must be even for RoPE`);
+  const checkTable = (name: string, table: Float64Array | null | undefined): void => {
+    if (table === undefined || table === null) return;
+    if (table.length !== P / 2 && table.length !== (ropeHeads * P) / 2) {
+      throw new RangeError(
+        `${name} has ${table.length} entries, expected ${P / 2} (per pair) or ${(ropeHeads * P) / 2} (per rope head and pair)`,
+      );
+    }
+    if (!table.every((f) => Number.isFinite(f))) throw new RangeError(`${name} has a non-finite entry`);
+  };
+  checkTable('ropeInvFreq', config.ropeInvFreq);
+  weights.layers.forEach((layer, i) => {
+    checkTable(`layers.${i}.ropeInvFreq`, layer.ropeInvFreq);
+  });
   if (weights.layers.length !== config.nLayers) {
     throw new RangeError(`weights have ${weights.layers.length} layers, config says ${config.nLayers}`);
   }
@@ -109,7 +134,8 @@ export function assertMlaWeightsMatch(weights: MlaWeights, config: MlaConfig): v
       check(name('qProj'), layer.qProj, qRows * dim);
     } else {
       check(name('qAProj'), layer.qAProj, config.qLoraRank * dim);
-      check(name('qALayernorm'), layer.qALayernorm, config.qLoraRank);
+      // null: no norm on the query latent (converted models, like kvALayernorm null).
+      if (layer.qALayernorm !== null) check(name('qALayernorm'), layer.qALayernorm, config.qLoraRank);
       check(name('qBProj'), layer.qBProj, qRows * config.qLoraRank);
     }
     check(name('kvAProjWithMqa'), layer.kvAProjWithMqa, (R + P * ropeHeads) * dim);

@@ -1,0 +1,123 @@
+/**
+ * GqaModel: a Llama-family checkpoint (llama2.c, Hugging Face Llama/Qwen2/Mistral/SmolLM) run with
+ * one paged GqaCache per layer and the native gqa_decode kernel. Projections, RoPE and the MLP run
+ * in TypeScript; a prompt is prefilled by appending all its keys and values and calling gqa_decode
+ * with qLen = T (causal inside the window), a decode step is the same with T = 1, and several
+ * sequences adding the same number of tokens share one kernel call.
+ */
+import { getBackend } from '../backend.js';
+import { GQA_CACHE_DTYPES, GqaCache, type GqaCacheDtype } from '../gqa/gqa-cache.js';
+import { gqaDecodeSync } from '../gqa/gqa-decode.js';
+import type { RopeConfig } from '../mla/rope.js';
+import { assertLlamaWeightsMatch, type LlamaCheckpoint, type LlamaConfig } from '../model/llama-weights.js';
+import { oneOf } from '../validate.js';
+import { linear } from './linear.js';
+import { type AttentionBatch, poolBlocks, type RuntimeOptions, TransformerRuntime } from './model.js';
+import { RopeRotator } from './rope.js';
+
+export interface GqaModelOptions extends RuntimeOptions {
+  /** K/V cache dtype; default 'f32'. */
+  cacheDtype?: GqaCacheDtype;
+}
+
+export class GqaModel extends TransformerRuntime {
+  readonly kind = 'gqa' as const;
+  readonly cacheDtype: GqaCacheDtype;
+  readonly kvBytesPerToken: number;
+  readonly config: LlamaConfig;
+  readonly #checkpoint: LlamaCheckpoint;
+  readonly #caches: GqaCache[];
+  readonly #layerIds = new Map<number, number[]>();
+  readonly #rope: RopeRotator;
+  readonly #backend;
+
+  constructor(checkpoint: LlamaCheckpoint, options: GqaModelOptions = {}) {
+    const { config, weights } = checkpoint;
+    assertLlamaWeightsMatch(weights, config);
+    super(config, weights, options);
+    this.config = config;
+    this.#checkpoint = checkpoint;
+    this.cacheDtype =
+      options.cacheDtype === undefined ? 'f32' : oneOf('cacheDtype', options.cacheDtype, GQA_CACHE_DTYPES);
+    this.#backend = options.backend ?? getBackend();
+    const pool = poolBlocks(options, this.maxSeqLen);
+    this.#caches = Array.from(
+      { length: config.nLayers },
+      () =>
+        new GqaCache({
+          numKvHeads: config.nKvHeads,
+          headDim: config.headDim,
+          dtype: this.cacheDtype,
+          ...pool,
+        }),
+    );
+    this.kvBytesPerToken = this.#caches.reduce((sum, c) => sum + c.bytesPerToken, 0);
+    const rope: RopeConfig = { style: config.ropeStyle, theta: config.ropeTheta };
+    if (options.ropeScaling !== undefined) rope.scaling = options.ropeScaling;
+    this.#rope = new RopeRotator(config.headDim, rope);
+  }
+
+  protected createLayerSequences(seqId: number): void {
+    this.#layerIds.set(
+      seqId,
+      this.#caches.map((c) => c.createSequence()),
+    );
+  }
+
+  protected freeLayerSequences(seqId: number): void {
+    const ids = this.#layerIds.get(seqId)!;
+    this.#caches.forEach((c, l) => {
+      c.freeSequence(ids[l]!);
+    });
+    this.#layerIds.delete(seqId);
+  }
+
+  protected truncateLayerSequences(seqId: number, length: number): void {
+    const ids = this.#layerIds.get(seqId)!;
+    this.#caches.forEach((c, l) => {
+      if (c.length(ids[l]!) > length) c.truncate(ids[l]!, length);
+    });
+  }
+
+  protected disposeCaches(): void {
+    for (const c of this.#caches) c.dispose();
+    this.#layerIds.clear();
+  }
+
+  protected attention(l: number, normed: Float32Array, batch: AttentionBatch): Float32Array {
+    const { dim, nHeads, nKvHeads, headDim } = this.config;
+    const layer = this.#checkpoint.weights.layers[l]!;
+    const { rows, tokensPerSeq } = batch;
+    const qDim = nHeads * headDim;
+    const kvDim = nKvHeads * headDim;
+    const q = new Float32Array(rows * qDim);
+    const k = new Float32Array(rows * kvDim);
+    const v = new Float32Array(rows * kvDim);
+    linear(q, normed, layer.wq, rows, qDim, dim, layer.bq);
+    linear(k, normed, layer.wk, rows, kvDim, dim, layer.bk);
+    linear(v, normed, layer.wv, rows, kvDim, dim, layer.bv);
+    for (let row = 0; row < rows; row++) {
+      const position = batch.positions[row]!;
+      this.#rope.rotate(q, row * qDim, nHeads, headDim, position);
+      this.#rope.rotate(k, row * kvDim, nKvHeads, headDim, position);
+    }
+    const cache = this.#caches[l]!;
+    const ids = batch.seqIds.map((s) => this.#layerIds.get(s)![l]!);
+    ids.forEach((id, b) => {
+      const from = b * tokensPerSeq * kvDim;
+      const to = from + tokensPerSeq * kvDim;
+      cache.append(id, k.subarray(from, to), v.subarray(from, to), this.#backend);
+    });
+    const { out } = gqaDecodeSync({
+      cache: cache.view(ids),
+      numHeads: nHeads,
+      qLen: tokensPerSeq,
+      q,
+      softmaxScale: 1 / Math.sqrt(headDim),
+      backend: this.#backend,
+    });
+    const projected = new Float32Array(rows * dim);
+    linear(projected, out, layer.wo, rows, dim, qDim);
+    return projected;
+  }
+}
