@@ -81,16 +81,6 @@ export {
   writeSafetensors,
 } from './loaders/safetensors.js';
 export { type MlaDecodeArgs, type MlaDecodeResult, mlaDecode, mlaDecodeSync } from './mla/decode.js';
-export {
-  LAYER_WEIGHT_DTYPES,
-  type LayerWeightDtype,
-  type MlaDecodeLayerArgs,
-  type MlaDecodeLayerResult,
-  type MlaLayerConfig,
-  type MlaLayerWeights,
-  mlaDecodeLayer,
-  mlaDecodeLayerSync,
-} from './mla/decode-layer.js';
 export { type CacheAppendArgs, LatentCache, type LatentCacheOptions } from './mla/latent-cache.js';
 export {
   type CacheGeometry,
