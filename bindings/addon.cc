@@ -5,6 +5,7 @@
 #include "ceilings-worker.h"
 #include "errors.h"
 #include "latentkv.h"
+#include "mtla.h"
 
 namespace lkv::js {
 namespace {
@@ -53,6 +54,7 @@ static Napi::Object InitLatentkv(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New<BuildInfo>(env, "buildInfo"));
   exports.Set("cacheLayout", Napi::Function::New<CacheLayout>(env, "cacheLayout"));
   exports.Set("measureCeilings", Napi::Function::New<MeasureCeilings>(env, "measureCeilings"));
+  InitMtla(env, exports);
   return exports;
 }
 

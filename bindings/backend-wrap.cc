@@ -42,6 +42,7 @@ class KernelWorker : public Napi::AsyncWorker {
 using DecodeWorker = KernelWorker<DecodeCall, lkv_mla_decode>;
 using ProjectAppendWorker = KernelWorker<ProjectAppendCall, lkv_mla_project_append>;
 using GqaDecodeWorker = KernelWorker<GqaDecodeCall, lkv_gqa_decode>;
+using DecodeLayerWorker = KernelWorker<DecodeLayerCall, lkv_mla_decode_layer>;
 
 Napi::Object object_arg(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsObject()) throw_invalid(info.Env(), "expected a params object");
@@ -64,6 +65,8 @@ void BackendWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&BackendWrap::GqaDecode>("gqaDecode"),
                                     InstanceMethod<&BackendWrap::GqaDecodeAsync>("gqaDecodeAsync"),
                                     InstanceMethod<&BackendWrap::GqaAppend>("gqaAppend"),
+                                    InstanceMethod<&BackendWrap::DecodeLayer>("mlaDecodeLayer"),
+                                    InstanceMethod<&BackendWrap::DecodeLayerAsync>("mlaDecodeLayerAsync"),
                                     InstanceMethod<&BackendWrap::Dispose>("dispose")});
   exports.Set("NativeBackend", cls);
 }
@@ -168,6 +171,25 @@ Napi::Value BackendWrap::GqaAppend(const Napi::CallbackInfo& info) {
   lkv_error err{};
   check(info.Env(), lkv_gqa_append(backend.get(), &call.params, &err), err);
   return info.Env().Undefined();
+}
+
+Napi::Value BackendWrap::DecodeLayer(const Napi::CallbackInfo& info) {
+  auto backend = live(info.Env());
+  DecodeLayerCall call;
+  read_decode_layer_params(object_arg(info), &call);
+  lkv_error err{};
+  check(info.Env(), lkv_mla_decode_layer(backend.get(), &call.params, &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value BackendWrap::DecodeLayerAsync(const Napi::CallbackInfo& info) {
+  auto backend = live(info.Env());
+  auto call = std::make_unique<DecodeLayerCall>();
+  read_decode_layer_params(object_arg(info), call.get());
+  auto* worker = new DecodeLayerWorker(info.Env(), std::move(backend), std::move(call));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
 }
 
 Napi::Value BackendWrap::Dispose(const Napi::CallbackInfo& info) {

@@ -24,6 +24,8 @@ class BackendWrap : public Napi::ObjectWrap<BackendWrap> {
   Napi::Value GqaDecode(const Napi::CallbackInfo& info);
   Napi::Value GqaDecodeAsync(const Napi::CallbackInfo& info);
   Napi::Value GqaAppend(const Napi::CallbackInfo& info);
+  Napi::Value DecodeLayer(const Napi::CallbackInfo& info);
+  Napi::Value DecodeLayerAsync(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<lkv_backend> live(Napi::Env env) const;

@@ -58,6 +58,30 @@ size_t count(std::initializer_list<int64_t> dims) {
   return static_cast<size_t>(n);
 }
 
+// The rope params at js.rope; a frequency table is copied into inv_freq (it must outlive the call).
+void read_rope(const Napi::Object& js, int32_t rope_dim, lkv_rope_params* rope, std::vector<float>* inv_freq,
+               BufferRefs* refs) {
+  Napi::Value rv = js.Get("rope");
+  if (!rv.IsObject()) throw_invalid(js.Env(), "rope must be an object");
+  Napi::Object r = rv.As<Napi::Object>();
+  rope->style = static_cast<lkv_rope_style>(get_int(r, "style"));
+  rope->scaling = static_cast<lkv_rope_scaling>(get_int(r, "scaling"));
+  rope->theta = get_float(r, "theta", 10000.0f, false);
+  rope->factor = get_float(r, "factor", 1.0f, false);
+  rope->low_freq_factor = get_float(r, "lowFreqFactor", 1.0f, false);
+  rope->high_freq_factor = get_float(r, "highFreqFactor", 4.0f, false);
+  rope->original_max_position = r.Get("originalMaxPosition").IsUndefined() ? 0 : get_int(r, "originalMaxPosition");
+  rope->beta_fast = get_float(r, "betaFast", 32.0f, false);
+  rope->beta_slow = get_float(r, "betaSlow", 1.0f, false);
+  rope->attention_factor = get_float(r, "attentionFactor", 0.0f, false);
+  if (rope->scaling == LKV_ROPE_SCALING_TABLE) {
+    const int32_t half = rope_dim > 0 ? rope_dim / 2 : 0;
+    const float* table = static_cast<const float*>(get_buffer(r, "invFreq", napi_float32_array, 4 * static_cast<size_t>(half), false, false, refs));
+    inv_freq->assign(table, table + half);
+    rope->inv_freq = inv_freq->data();
+  }
+}
+
 }  // namespace
 
 void read_decode_params(const Napi::Object& js, DecodeCall* call) {
@@ -102,25 +126,7 @@ void read_project_append_params(const Napi::Object& js, ProjectAppendCall* call)
   p.weight_dtype = static_cast<lkv_dtype>(get_int(js, "weightDtype"));
   p.norm_eps = get_float(js, "normEps", 1e-6f, false);
 
-  Napi::Value rv = js.Get("rope");
-  if (!rv.IsObject()) throw_invalid(js.Env(), "rope must be an object");
-  Napi::Object r = rv.As<Napi::Object>();
-  p.rope.style = static_cast<lkv_rope_style>(get_int(r, "style"));
-  p.rope.scaling = static_cast<lkv_rope_scaling>(get_int(r, "scaling"));
-  p.rope.theta = get_float(r, "theta", 10000.0f, false);
-  p.rope.factor = get_float(r, "factor", 1.0f, false);
-  p.rope.low_freq_factor = get_float(r, "lowFreqFactor", 1.0f, false);
-  p.rope.high_freq_factor = get_float(r, "highFreqFactor", 4.0f, false);
-  p.rope.original_max_position = r.Get("originalMaxPosition").IsUndefined() ? 0 : get_int(r, "originalMaxPosition");
-  p.rope.beta_fast = get_float(r, "betaFast", 32.0f, false);
-  p.rope.beta_slow = get_float(r, "betaSlow", 1.0f, false);
-  p.rope.attention_factor = get_float(r, "attentionFactor", 0.0f, false);
-  if (p.rope.scaling == LKV_ROPE_SCALING_TABLE) {
-    const int32_t half = p.rope_dim > 0 ? p.rope_dim / 2 : 0;
-    const float* table = static_cast<const float*>(get_buffer(r, "invFreq", napi_float32_array, 4 * static_cast<size_t>(half), false, false, &call->buffers));
-    call->inv_freq.assign(table, table + half);  // copied: small, and the table must outlive the call
-    p.rope.inv_freq = call->inv_freq.data();
-  }
+  read_rope(js, p.rope_dim, &p.rope, &call->inv_freq, &call->buffers);
 
   lkv_cache_layout layout{};
   lkv_error err{};
@@ -179,6 +185,67 @@ void read_gqa_append_params(const Napi::Object& js, GqaAppendCall* call) {
   p.v = static_cast<const float*>(get_buffer(js, "v", napi_float32_array, 4 * kv, false, false, refs));
   p.slot_mapping = static_cast<const int64_t*>(get_buffer(js, "slotMapping", napi_bigint64_array, 8 * count({p.num_tokens}), false, false, refs));
   p.cache = get_buffer(js, "cache", napi_uint8_array, esize * count({p.num_blocks, p.block_size, 2, p.num_kv_heads, p.head_dim}), false, true, refs);
+}
+
+
+void read_decode_layer_params(const Napi::Object& js, DecodeLayerCall* call) {
+  lkv_mla_decode_layer_params& p = call->params;
+  p.batch = get_int(js, "batch");
+  p.q_len = get_int(js, "qLen");
+  p.hidden_size = get_int(js, "hiddenSize");
+  p.num_heads = get_int(js, "numHeads");
+  p.q_lora_rank = get_int(js, "qLoraRank");
+  p.qk_nope_head_dim = get_int(js, "qkNopeHeadDim");
+  p.v_head_dim = get_int(js, "vHeadDim");
+  p.kv_lora_rank = get_int(js, "kvLoraRank");
+  p.rope_dim = get_int(js, "ropeDim");
+  p.rope_heads = get_int(js, "ropeHeads");
+  p.block_size = get_int(js, "blockSize");
+  p.num_blocks = get_int(js, "numBlocks");
+  p.max_blocks_per_seq = get_int(js, "maxBlocksPerSeq");
+  p.cache_dtype = static_cast<lkv_dtype>(get_int(js, "cacheDtype"));
+  p.weight_dtype = static_cast<lkv_dtype>(get_int(js, "weightDtype"));
+  p.softmax_scale = get_float(js, "softmaxScale", 0.0f, true);
+  p.norm_eps = get_float(js, "normEps", 1e-6f, false);
+  p.fold_absorption = js.Get("foldAbsorption").IsUndefined() ? 0 : get_int(js, "foldAbsorption");
+  read_rope(js, p.rope_dim, &p.rope, &call->inv_freq, &call->buffers);
+
+  lkv_cache_layout layout{};
+  lkv_error err{};
+  if (lkv_cache_layout_get(p.cache_dtype, p.kv_lora_rank, p.rope_dim, p.rope_heads, &layout, &err) != LKV_OK) {
+    throw make_error(js.Env(), err.status, err.message);
+  }
+  if (p.weight_dtype != LKV_DTYPE_F32 && p.weight_dtype != LKV_DTYPE_BF16) {
+    throw_invalid(js.Env(), "weightDtype must be f32 or bf16");
+  }
+  if (p.batch < 1 || p.q_len < 1 || p.hidden_size < 1 || p.num_heads < 1 || p.q_lora_rank < 0 ||
+      p.qk_nope_head_dim < 0 || p.v_head_dim < 1) {
+    throw_invalid(js.Env(), "batch, qLen, hiddenSize, numHeads, vHeadDim must be >= 1 and qLoraRank, qkNopeHeadDim >= 0");
+  }
+  const size_t w = lkv_dtype_size(p.weight_dtype);
+  const size_t T = count({p.batch, p.q_len}), E = count({p.hidden_size}), H = count({p.num_heads});
+  const size_t qk = count({p.qk_nope_head_dim}) + count({p.rope_dim});
+  const size_t Q = count({p.q_lora_rank});
+  BufferRefs* refs = &call->buffers;
+  p.hidden = static_cast<const float*>(get_buffer(js, "hidden", napi_float32_array, 4 * T * E, false, false, refs));
+  if (p.q_lora_rank == 0) {
+    p.w_q = get_buffer(js, "wQ", napi_uint8_array, w * H * qk * E, false, true, refs);
+  } else {
+    p.w_q_a = get_buffer(js, "wQA", napi_uint8_array, w * Q * E, false, true, refs);
+    p.q_a_norm_weight = static_cast<const float*>(get_buffer(js, "qANormWeight", napi_float32_array, 4 * Q, true, false, refs));
+    p.w_q_b = get_buffer(js, "wQB", napi_uint8_array, w * H * qk * Q, false, true, refs);
+  }
+  const size_t R = count({p.kv_lora_rank});
+  p.w_kv_a = get_buffer(js, "wKvA", napi_uint8_array, w * (R + count({p.rope_dim, p.rope_heads})) * E, false, true, refs);
+  p.kv_a_norm_weight = static_cast<const float*>(get_buffer(js, "kvANormWeight", napi_float32_array, 4 * R, true, false, refs));
+  p.w_kv_b = get_buffer(js, "wKvB", napi_uint8_array, w * H * (count({p.qk_nope_head_dim}) + count({p.v_head_dim})) * R, false, true, refs);
+  p.w_o = get_buffer(js, "wO", napi_uint8_array, w * E * H * count({p.v_head_dim}), false, true, refs);
+  p.positions = static_cast<const int32_t*>(get_buffer(js, "positions", napi_int32_array, 4 * T, false, false, refs));
+  p.slot_mapping = static_cast<const int64_t*>(get_buffer(js, "slotMapping", napi_bigint64_array, 8 * T, true, false, refs));
+  p.cache = get_buffer(js, "cache", napi_uint8_array, count({p.num_blocks, p.block_size}) * layout.row_bytes, false, true, refs);
+  p.block_table = static_cast<const int32_t*>(get_buffer(js, "blockTable", napi_int32_array, 4 * count({p.batch, p.max_blocks_per_seq}), false, false, refs));
+  p.seq_lens = static_cast<const int32_t*>(get_buffer(js, "seqLens", napi_int32_array, 4 * count({p.batch}), false, false, refs));
+  p.out = static_cast<float*>(get_buffer(js, "out", napi_float32_array, 4 * T * E, false, false, refs));
 }
 
 }  // namespace lkv::js

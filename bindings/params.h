@@ -41,6 +41,14 @@ struct GqaAppendCall {
   BufferRefs buffers;
 };
 
+// Also holds the rope frequency table.
+struct DecodeLayerCall {
+  lkv_mla_decode_layer_params params{};
+  std::vector<float> inv_freq;
+  BufferRefs buffers;
+};
+
+void read_decode_layer_params(const Napi::Object& js, DecodeLayerCall* call);
 void read_gqa_decode_params(const Napi::Object& js, GqaDecodeCall* call);
 void read_gqa_append_params(const Napi::Object& js, GqaAppendCall* call);
 void read_decode_params(const Napi::Object& js, DecodeCall* call);

@@ -13,6 +13,7 @@ import { CPU_ISA_CODE, type CpuIsa, isaFromCode, isasInMask } from './dtypes.js'
 import { BackendUnavailableError, DisposedError, fromNativeError } from './errors.js';
 import type {
   NativeBackend,
+  NativeDecodeLayerParams,
   NativeDecodeParams,
   NativeGqaAppendParams,
   NativeGqaDecodeParams,
@@ -138,6 +139,24 @@ export class Backend {
   _gqaAppendSync(p: NativeGqaAppendParams): void {
     try {
       this.#live().gqaAppend(p);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  /** @internal */
+  _decodeLayerSync(p: NativeDecodeLayerParams): void {
+    try {
+      this.#live().mlaDecodeLayer(p);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  /** @internal */
+  async _decodeLayer(p: NativeDecodeLayerParams): Promise<void> {
+    try {
+      await this.#live().mlaDecodeLayerAsync(p);
     } catch (e) {
       throw fromNativeError(e);
     }

@@ -81,6 +81,16 @@ export {
   writeSafetensors,
 } from './loaders/safetensors.js';
 export { type MlaDecodeArgs, type MlaDecodeResult, mlaDecode, mlaDecodeSync } from './mla/decode.js';
+export {
+  LAYER_WEIGHT_DTYPES,
+  type LayerWeightDtype,
+  type MlaDecodeLayerArgs,
+  type MlaDecodeLayerResult,
+  type MlaLayerConfig,
+  type MlaLayerWeights,
+  mlaDecodeLayer,
+  mlaDecodeLayerSync,
+} from './mla/decode-layer.js';
 export { type CacheAppendArgs, LatentCache, type LatentCacheOptions } from './mla/latent-cache.js';
 export {
   type CacheGeometry,
@@ -116,3 +126,12 @@ export {
 } from './runtime/load-model.js';
 export { MlaModel, type MlaModelOptions } from './runtime/mla-model.js';
 export type { CausalLanguageModel, ForwardOptions, ForwardRequest, RuntimeOptions } from './runtime/model.js';
+export { benchMtla, formatMtlaBench, type MtlaBenchOptions, type MtlaBenchRow } from './mtla/bench.js';
+export {
+  benchTpla,
+  formatTplaBench,
+  type TplaBenchOptions,
+  type TplaBenchRow,
+  type TplaQualityRow,
+  tplaQuality,
+} from './tpla/index.js';

@@ -76,6 +76,43 @@ export interface NativeProjectAppendParams {
   cache: ArrayBufferView;
 }
 
+export interface NativeDecodeLayerParams {
+  batch: number;
+  qLen: number;
+  hiddenSize: number;
+  numHeads: number;
+  qLoraRank: number;
+  qkNopeHeadDim: number;
+  vHeadDim: number;
+  kvLoraRank: number;
+  ropeDim: number;
+  ropeHeads: number;
+  blockSize: number;
+  numBlocks: number;
+  maxBlocksPerSeq: number;
+  cacheDtype: number;
+  weightDtype: number;
+  softmaxScale: number;
+  normEps: number;
+  foldAbsorption: number;
+  rope: NativeRopeParams;
+  hidden: Float32Array;
+  wQ: ArrayBufferView | undefined;
+  wQA: ArrayBufferView | undefined;
+  qANormWeight: Float32Array | undefined;
+  wQB: ArrayBufferView | undefined;
+  wKvA: ArrayBufferView;
+  kvANormWeight: Float32Array | undefined;
+  wKvB: ArrayBufferView;
+  wO: ArrayBufferView;
+  positions: Int32Array;
+  slotMapping: BigInt64Array | undefined;
+  cache: ArrayBufferView;
+  blockTable: Int32Array;
+  seqLens: Int32Array;
+  out: Float32Array;
+}
+
 export interface NativeGqaDecodeParams {
   batch: number;
   qLen: number;
@@ -117,6 +154,8 @@ export interface NativeBackend {
   mlaDecodeAsync(p: NativeDecodeParams): Promise<void>;
   projectAppend(p: NativeProjectAppendParams): void;
   projectAppendAsync(p: NativeProjectAppendParams): Promise<void>;
+  mlaDecodeLayer(p: NativeDecodeLayerParams): void;
+  mlaDecodeLayerAsync(p: NativeDecodeLayerParams): Promise<void>;
   dispose(): void;
 }
 
@@ -141,4 +180,36 @@ export interface NativeBinding {
     scaleOffset: number;
     ropeOffset: number;
   };
+}
+
+/** lkv_mtla_merge_append_params (bindings/mtla.cc). */
+export interface NativeMtlaMergeAppendParams {
+  numTokens: number;
+  kvLoraRank: number;
+  ropeDim: number;
+  ropeHeads: number;
+  hyperDim: number;
+  stride: number;
+  blockSize: number;
+  numBlocks: number;
+  cacheDtype: number;
+  normEps: number;
+  latent: Float32Array;
+  kRope: Float32Array | undefined;
+  normWeight: Float32Array | undefined;
+  normBias: Float32Array | undefined;
+  wFcC: Float32Array;
+  bFcC: Float32Array | undefined;
+  wFcP: Float32Array;
+  bFcP: Float32Array | undefined;
+  tokenIndex: Int32Array;
+  slotMapping: BigInt64Array;
+  cache: Uint8Array;
+  mergeWeight: Float32Array | undefined;
+}
+
+/** Module-level MTLA functions (host-memory kernel, no backend handle). */
+export interface NativeMtlaBinding {
+  mtlaMergeAppend(p: NativeMtlaMergeAppendParams): void;
+  mtlaMergeAppendAsync(p: NativeMtlaMergeAppendParams): Promise<void>;
 }

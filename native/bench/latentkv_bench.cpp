@@ -1,4 +1,4 @@
-// latentkv_native_bench: measures this machine's ceilings, then mla_decode and
+// latentkv_native_bench: measures this machine's ceilings, then mla_decode, gqa_decode and
 // mla_project_append at the standard shapes (DESIGN.md, "Measuring performance").
 // A program that prints numbers, not a test.
 //
@@ -381,6 +381,102 @@ int main(int argc, char** argv) {
           rc.params(small);
           const double tc = composed_baseline(small, rc, Lc, threads, o);
           r.x_composed = tc * (static_cast<double>(L) / Lc) * B / t;
+          emit(r);
+        }
+      }
+    }
+  }
+
+  // ---- gqa_decode (Llama-3-8B: H=32, Hkv=8, D=128) ----------------------------------------
+  {
+    const int32_t GH = 32, GKV = 8, GD = 128, gbs = 64;
+    const lkv_dtype gdts[] = {LKV_DTYPE_BF16, LKV_DTYPE_F32};
+    std::vector<uint8_t> gcache;
+    for (lkv_dtype dt : gdts) {
+      for (int32_t B : batches) {
+        for (int32_t L : lens) {
+          if (o.quick && B == 8 && L == 32768) continue;
+          if (dt == LKV_DTYPE_F32 && B == 8) continue;
+          char shape[96];
+          std::snprintf(shape, sizeof shape, "H=%d Hkv=%d D=%d B=%d L=%d %s", GH, GKV, GD, B, L, dtype_name(dt));
+          if (!o.filter.empty() && std::string("gqa_decode ").append(shape).find(o.filter) == std::string::npos) continue;
+          const size_t esz = lkv_dtype_size(dt);
+          const size_t row_bytes = 2 * static_cast<size_t>(GKV) * GD * esz;
+          auto make = [&](int32_t nb_seq, int32_t batch, std::vector<uint8_t>& buf, std::vector<int32_t>& table) {
+            const int32_t nb = nb_seq * batch;
+            buf.assign(static_cast<size_t>(nb) * gbs * row_bytes, 0);
+            table.resize(static_cast<size_t>(nb));
+            for (int32_t i = 0; i < nb; ++i) table[i] = i;
+            std::mt19937 g(7);
+            std::shuffle(table.begin(), table.end(), g);
+            const size_t n = buf.size() / esz;
+            const int nth = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+            run_parallel(nth, [&](int w) {
+              Rng rng(w + 21);
+              for (size_t i = n * w / nth; i < n * (w + 1) / nth; ++i) {
+                const float x = rng.uniform();
+                if (esz == 4) std::memcpy(buf.data() + 4 * i, &x, 4);
+                else { const uint16_t h = lkv::f32_to_bf16(x); std::memcpy(buf.data() + 2 * i, &h, 2); }
+              }
+            });
+          };
+          auto params = [&](int32_t batch, int32_t len, int32_t nb_seq, const std::vector<uint8_t>& buf,
+                            const std::vector<int32_t>& table, std::vector<float>& q, std::vector<float>& out,
+                            std::vector<float>& lse, std::vector<int32_t>& lens_v) {
+            lkv_gqa_decode_params p{};
+            p.batch = batch;
+            p.q_len = 1;
+            p.num_heads = GH;
+            p.num_kv_heads = GKV;
+            p.head_dim = GD;
+            p.block_size = gbs;
+            p.num_blocks = nb_seq * batch;
+            p.max_blocks_per_seq = nb_seq;
+            p.cache_dtype = dt;
+            p.softmax_scale = 1.0f / std::sqrt(static_cast<float>(GD));
+            q.resize(static_cast<size_t>(batch) * GH * GD);
+            Rng rng(5);
+            for (auto& v : q) v = rng.uniform();
+            out.resize(q.size());
+            lse.resize(static_cast<size_t>(batch) * GH);
+            lens_v.assign(static_cast<size_t>(batch), len);
+            p.q = q.data();
+            p.cache = buf.data();
+            p.block_table = table.data();
+            p.seq_lens = lens_v.data();
+            p.out = out.data();
+            p.lse = lse.data();
+            return p;
+          };
+          const int32_t nb_seq = (L + gbs - 1) / gbs;
+          std::vector<int32_t> table, lens_v;
+          std::vector<float> q, out, lse;
+          make(nb_seq, B, gcache, table);
+          lkv_gqa_decode_params p = params(B, L, nb_seq, gcache, table, q, out, lse, lens_v);
+          lkv_error err{};
+          const double t = median_time([&] {
+            if (lkv_gqa_decode(fast.h, &p, &err) != LKV_OK) { std::fprintf(stderr, "%s\n", err.message); std::exit(1); }
+          }, o);
+          Result r;
+          r.kernel = "gqa_decode";
+          r.shape = shape;
+          r.isa = isa_name;
+          r.ms = t * 1e3;
+          const double flops = 4.0 * B * GH * static_cast<double>(L) * GD;
+          const double bytes = static_cast<double>(B) * L * row_bytes + 8.0 * B * GH * GD;
+          r.gflops = flops / t * 1e-9;
+          r.gbs = bytes / t * 1e-9;
+          binding(flops, bytes, fast.isa() == LKV_CPU_ISA_AVX512BF16 && dt == LKV_DTYPE_BF16, r, t);
+          // Scalar reference at a short length, B = 1, scaled.
+          std::vector<uint8_t> sbuf;
+          std::vector<int32_t> stable, slens;
+          std::vector<float> sq, sout, slse;
+          const int32_t snb = (L_ref + gbs - 1) / gbs;
+          make(snb, 1, sbuf, stable);
+          lkv_gqa_decode_params pr = params(1, L_ref, snb, sbuf, stable, sq, sout, slse, slens);
+          const double tr = median_time([&] { lkv_gqa_decode(ref.h, &pr, &err); }, o, 1) * (g_cputime ? threads : 1);
+          r.x_ref = tr * (static_cast<double>(L) / L_ref) * B / t;
+          r.x_composed = 0;
           emit(r);
         }
       }

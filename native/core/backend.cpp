@@ -3,6 +3,7 @@
 #include <new>
 
 #include "../cpu/cpu-backend.h"
+#include "../cpu/reference/mtla-merge-append-reference.h"
 #include "error.h"
 #include "latentkv.h"
 #include "validate.h"
@@ -101,6 +102,29 @@ lkv_status lkv_gqa_append(lkv_backend* backend, const lkv_gqa_append_params* p, 
     return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no gqa_append", backend->vtable->name);
   }
   return backend->vtable->gqa_append(backend->ctx, p, err);
+}
+
+lkv_status lkv_mla_decode_layer(lkv_backend* backend, const lkv_mla_decode_layer_params* p,
+                                lkv_error* err) {
+  if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
+  const lkv_status s = lkv::validate(*p, err);
+  if (s != LKV_OK) return s;
+  if (!backend->vtable->mla_decode_layer) {
+    return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no mla_decode_layer",
+                     backend->vtable->name);
+  }
+  return backend->vtable->mla_decode_layer(backend->ctx, p, err);
+}
+
+
+lkv_status lkv_mtla_merge_append(lkv_backend* backend, const lkv_mtla_merge_append_params* p,
+                                 lkv_error* err) {
+  (void)backend;  // host-memory kernel for every backend so far (see latentkv.h)
+  if (!p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "params must not be NULL");
+  const lkv_status s = lkv::validate(*p, err);
+  if (s != LKV_OK) return s;
+  if (p->num_tokens == 0) return lkv::ok(err);
+  return lkv::cpu::mtla_merge_append_reference(*p, err);
 }
 
 }  // extern "C"

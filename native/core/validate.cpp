@@ -1,6 +1,9 @@
 #include "validate.h"
 
 #include <cmath>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "cache-layout.h"
 #include "error.h"
@@ -215,6 +218,186 @@ lkv_status validate(const lkv_gqa_append_params& p, lkv_error* err) {
   }
   s = check_slots(p.num_tokens, p.slot_mapping, static_cast<int64_t>(p.num_blocks) * p.block_size, err);
   if (s != LKV_OK) return s;
+  return ok(err);
+}
+
+int64_t decode_layer_slot(const lkv_mla_decode_layer_params& p, int32_t b, int32_t s) {
+  const int32_t token = p.seq_lens[b] - p.q_len + s;
+  const int64_t block = p.block_table[static_cast<int64_t>(b) * p.max_blocks_per_seq + token / p.block_size];
+  return block * p.block_size + token % p.block_size;
+}
+
+lkv_status validate(const lkv_mla_decode_layer_params& p, lkv_error* err) {
+  if (p.batch < 1 || p.q_len < 1 || p.hidden_size < 1 || p.num_heads < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "batch, q_len, hidden_size and num_heads must be >= 1, got %d, %d, %d, %d", p.batch,
+                p.q_len, p.hidden_size, p.num_heads);
+  }
+  if (p.q_lora_rank < 0 || p.qk_nope_head_dim < 0 || p.v_head_dim < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "q_lora_rank and qk_nope_head_dim must be >= 0 and v_head_dim >= 1, got %d, %d, %d",
+                p.q_lora_rank, p.qk_nope_head_dim, p.v_head_dim);
+  }
+  lkv_status s = check_cache_dims(p.kv_lora_rank, p.rope_dim, p.rope_heads, p.block_size,
+                                  p.num_blocks, p.cache_dtype, err);
+  if (s != LKV_OK) return s;
+  if (p.qk_nope_head_dim + p.rope_dim < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "qk_nope_head_dim + rope_dim must be >= 1 (the query has no part), got %d + %d",
+                p.qk_nope_head_dim, p.rope_dim);
+  }
+  if (p.num_heads % p.rope_heads != 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "rope_heads (%d) must divide num_heads (%d)",
+                p.rope_heads, p.num_heads);
+  }
+  // Every matrix dimension and scratch size must stay well inside int32 / size_t arithmetic.
+  const int64_t H = p.num_heads;
+  const int64_t dims[] = {H * (p.qk_nope_head_dim + p.rope_dim), H * (p.qk_nope_head_dim + p.v_head_dim),
+                          H * p.v_head_dim, H * p.kv_lora_rank,
+                          static_cast<int64_t>(p.batch) * p.q_len};
+  for (int64_t d : dims) {
+    if (d > (int64_t{1} << 30)) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                  "a layer dimension (H (Dn + P), H (Dn + Dv), H Dv, H R or B Sq) exceeds 2^30");
+    }
+  }
+  if (p.max_blocks_per_seq < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "max_blocks_per_seq must be >= 1, got %d",
+                p.max_blocks_per_seq);
+  }
+  if (p.weight_dtype != LKV_DTYPE_F32 && p.weight_dtype != LKV_DTYPE_BF16) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "weight_dtype must be f32 (0) or bf16 (2), got %d",
+                static_cast<int>(p.weight_dtype));
+  }
+  if (!std::isfinite(p.softmax_scale)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "softmax_scale must be finite, got %g",
+                p.softmax_scale);
+  }
+  if (!(std::isfinite(p.norm_eps) && p.norm_eps >= 0.0f)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "norm_eps must be finite and >= 0, got %g",
+                p.norm_eps);
+  }
+  if (p.fold_absorption != 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "fold_absorption must be 0 (folding W_UK/W_UV into q_proj/o_proj is slower for "
+                "every R > Dn, Dv shape and is not implemented), got %d",
+                p.fold_absorption);
+  }
+  s = validate_rope(p.rope, p.rope_dim, err);
+  if (s != LKV_OK) return s;
+  if (!p.hidden || !p.w_kv_a || !p.w_kv_b || !p.w_o || !p.positions || !p.cache ||
+      !p.block_table || !p.seq_lens || !p.out) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "hidden, w_kv_a, w_kv_b, w_o, positions, cache, block_table, seq_lens and out "
+                "must not be NULL");
+  }
+  if (p.q_lora_rank == 0 && !p.w_q) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "w_q (q_proj) must not be NULL when q_lora_rank is 0");
+  }
+  if (p.q_lora_rank > 0 && (!p.w_q_a || !p.w_q_b)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "w_q_a (q_a_proj) and w_q_b (q_b_proj) must not be NULL when q_lora_rank > 0");
+  }
+  const int32_t T = p.batch * p.q_len;
+  for (int32_t t = 0; t < T; ++t) {
+    if (p.positions[t] < 0) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT, "positions[%d] = %d must be >= 0", t, p.positions[t]);
+    }
+  }
+  for (int32_t b = 0; b < p.batch; ++b) {
+    if (p.seq_lens[b] < p.q_len) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                  "seq_lens[%d] = %d must be >= q_len (%d): it counts the new tokens too", b,
+                  p.seq_lens[b], p.q_len);
+    }
+  }
+  s = check_block_table(p.batch, p.seq_lens, p.block_table, p.max_blocks_per_seq, p.block_size,
+                        p.num_blocks, err);
+  if (s != LKV_OK) return s;
+  // Two sequences sharing a page for their new tokens would write the same row twice.
+  std::vector<int64_t> slots(static_cast<size_t>(T));
+  for (int32_t b = 0; b < p.batch; ++b) {
+    for (int32_t q = 0; q < p.q_len; ++q) {
+      const int32_t t = b * p.q_len + q;
+      slots[t] = decode_layer_slot(p, b, q);
+      if (p.slot_mapping && p.slot_mapping[t] != slots[t]) {
+        return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                    "slot_mapping[%d] = %lld, but token %d of sequence %d goes to slot %lld "
+                    "(block_table and seq_lens)",
+                    t, static_cast<long long>(p.slot_mapping[t]), q, b,
+                    static_cast<long long>(slots[t]));
+      }
+    }
+  }
+  s = check_slots(T, slots.data(), static_cast<int64_t>(p.num_blocks) * p.block_size, err);
+  if (s != LKV_OK) return s;
+  return ok(err);
+}
+
+
+lkv_status validate(const lkv_mtla_merge_append_params& p, lkv_error* err) {
+  if (p.num_tokens < 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "num_tokens must be >= 0, got %d", p.num_tokens);
+  }
+  lkv_status s = check_cache_dims(p.kv_lora_rank, p.rope_dim, p.rope_heads, p.block_size,
+                                  p.num_blocks, p.cache_dtype, err);
+  if (s != LKV_OK) return s;
+  if (p.kv_lora_rank < 2 || p.kv_lora_rank % 2 != 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "kv_lora_rank must be even and >= 2 for MTLA (the chunk PE is sin/cos pairs), got %d",
+                p.kv_lora_rank);
+  }
+  if (p.hyper_dim < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "hyper_dim must be >= 1, got %d", p.hyper_dim);
+  }
+  if (p.stride < 1) return fail(err, LKV_ERR_INVALID_ARGUMENT, "stride must be >= 1, got %d", p.stride);
+  if (!std::isfinite(p.norm_eps) || p.norm_eps < 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "norm_eps must be finite and >= 0, got %g",
+                static_cast<double>(p.norm_eps));
+  }
+  if (!p.norm_weight && p.norm_bias) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "norm_bias is given without norm_weight");
+  }
+  if (p.num_tokens == 0) return ok(err);
+  if (!p.latent || !p.w_fc_c || !p.w_fc_p || !p.token_index || !p.slot_mapping || !p.cache) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "latent, w_fc_c, w_fc_p, token_index, slot_mapping and cache must not be NULL");
+  }
+  if (p.rope_dim > 0 && !p.k_rope) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "k_rope must not be NULL when rope_dim > 0");
+  }
+  const int64_t slots = static_cast<int64_t>(p.num_blocks) * p.block_size;
+  // Per slot written in this call: the chunk and the last token index merged into it.
+  std::unordered_map<int64_t, std::pair<int64_t, int64_t>> seen;
+  for (int32_t t = 0; t < p.num_tokens; ++t) {
+    const int64_t n = p.token_index[t];
+    const int64_t slot = p.slot_mapping[t];
+    if (n < 0) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT, "token_index[%d] = %lld must be >= 0", t,
+                  static_cast<long long>(n));
+    }
+    if (slot < 0) continue;
+    if (slot >= slots) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT, "slot_mapping[%d] = %lld is outside 0..%lld", t,
+                  static_cast<long long>(slot), static_cast<long long>(slots - 1));
+    }
+    const int64_t chunk = n / p.stride;
+    auto it = seen.find(slot);
+    if (it == seen.end()) {
+      seen.emplace(slot, std::make_pair(chunk, n));
+      continue;
+    }
+    if (it->second.first != chunk || n <= it->second.second) {
+      return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                  "slot_mapping[%d] = %lld was already used in this call by chunk %lld up to token "
+                  "%lld; token %lld (chunk %lld) may only merge into it as a later token of the "
+                  "same chunk",
+                  t, static_cast<long long>(slot), static_cast<long long>(it->second.first),
+                  static_cast<long long>(it->second.second), static_cast<long long>(n),
+                  static_cast<long long>(chunk));
+    }
+    it->second.second = n;
+  }
   return ok(err);
 }
 

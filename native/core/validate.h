@@ -13,6 +13,12 @@ lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err);
 lkv_status validate(const lkv_mla_project_append_params& p, lkv_error* err);
 lkv_status validate(const lkv_gqa_decode_params& p, lkv_error* err);
 lkv_status validate(const lkv_gqa_append_params& p, lkv_error* err);
+lkv_status validate(const lkv_mla_decode_layer_params& p, lkv_error* err);
+
+// The cache slot of new token s (0..Sq-1) of sequence b in a validated layer call.
+int64_t decode_layer_slot(const lkv_mla_decode_layer_params& p, int32_t b, int32_t s);
+
+lkv_status validate(const lkv_mtla_merge_append_params& p, lkv_error* err);
 
 }  // namespace lkv
 

@@ -8,6 +8,7 @@
 #include "../core/version.h"
 #include "cpu-features.h"
 #include "cpu-kernels.h"
+#include "layer/mla-decode-layer.h"
 #include "thread-pool.h"
 
 namespace lkv::cpu {
@@ -67,6 +68,12 @@ lkv_status gqa_append(void* ctx, const lkv_gqa_append_params* p, lkv_error* err)
   return fn(*p, b->pool, err);
 }
 
+lkv_status decode_layer(void* ctx, const lkv_mla_decode_layer_params* p, lkv_error* err) {
+  auto* b = static_cast<CpuBackend*>(ctx);
+  auto fn = b->kernels->mla_decode_layer ? b->kernels->mla_decode_layer : mla_decode_layer_fast;
+  return fn(*p, *b->kernels, b->pool, err);
+}
+
 void destroy(void* ctx) { delete static_cast<CpuBackend*>(ctx); }
 
 const lkv_backend_vtable kCpuVtable = {
@@ -77,6 +84,7 @@ const lkv_backend_vtable kCpuVtable = {
     /* .mla_project_append = */ project_append,
     /* .gqa_decode = */ gqa_decode,
     /* .gqa_append = */ gqa_append,
+    /* .mla_decode_layer = */ decode_layer,
     /* .synchronize = */ nullptr,
     /* .destroy = */ destroy,
 };

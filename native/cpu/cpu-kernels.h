@@ -18,6 +18,10 @@ struct KernelTable {
   // Optional in SIMD tables (nullptr: the backend uses the reference for that kernel).
   lkv_status (*gqa_decode)(const lkv_gqa_decode_params& p, ThreadPool& pool, lkv_error* err);
   lkv_status (*gqa_append)(const lkv_gqa_append_params& p, ThreadPool& pool, lkv_error* err);
+  // Optional (nullptr: the backend runs the generic fast layer in native/cpu/layer/, which
+  // calls this table's mla_decode and mla_project_append). `kernels` is the backend's table.
+  lkv_status (*mla_decode_layer)(const lkv_mla_decode_layer_params& p, const KernelTable& kernels,
+                                 ThreadPool& pool, lkv_error* err) = nullptr;
 };
 
 // The scalar reference: always compiled, the ground truth for every other kernel.

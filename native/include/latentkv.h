@@ -20,7 +20,7 @@ extern "C" {
 #define LKV_VERSION_MINOR 1
 #define LKV_VERSION_PATCH 0
 /* Bumped whenever a params struct or the backend table changes layout. */
-#define LKV_API_VERSION 1
+#define LKV_API_VERSION 2
 
 /* ------------------------------------------------------------------------------------ */
 /* Status and errors                                                                     */
@@ -177,6 +177,72 @@ typedef struct lkv_mla_project_append_params {
 } lkv_mla_project_append_params;
 
 /* ------------------------------------------------------------------------------------ */
+/* Kernel 3: mla_decode_layer, the fused absorbed decode step of one layer               */
+
+/*
+ * One decode step of one MLA attention layer for B sequences x Sq new tokens (T = B * Sq
+ * tokens, token t = b * Sq + s), from the layer's DeepSeek-layout weights (HF names, (out, in)
+ * row-major, all in weight_dtype). Dn = qk_nope_head_dim, Dv = v_head_dim, Q = q_lora_rank.
+ *
+ *   q      = q_proj x                                    (Q == 0)   [H (Dn + P)]
+ *          = q_b_proj RMSNorm_qa(q_a_proj x)             (Q > 0)    per head [q_nope (Dn) | q_pe (P)]
+ *   q_pe   <- RoPE(q_pe, positions[t])
+ *   [c ; k_rope] appended to the cache exactly as lkv_mla_project_append (kv_a_proj_with_mqa,
+ *          kv_a_layernorm when kv_a_norm_weight is given, RoPE) into the row of logical token
+ *          seq_lens[b] - Sq + s of sequence b (through block_table)
+ *   q_latent_h = W_UK,h^T q_nope_h   (W_UK,h = kv_b_proj rows h(Dn+Dv) .. h(Dn+Dv)+Dn-1, [Dn, R])
+ *   lat_h  = mla_decode(q_latent, q_pe, cache)            (the attention core, Sq-causal)
+ *   o_h    = W_UV,h lat_h            (W_UV,h = kv_b_proj rows h(Dn+Dv)+Dn .. h(Dn+Dv)+Dn+Dv-1)
+ *   out    = o_proj [o_1 .. o_H]                                     [E]
+ *
+ * seq_lens[b] counts the cached tokens including the Sq new ones (so seq_lens[b] >= Sq).
+ * slot_mapping is optional: NULL derives each new token's slot from block_table and seq_lens;
+ * when given, every entry must equal that derived slot (a cross-check of the caller's
+ * bookkeeping). Scratch memory is allocated inside the call (about T * H * (2R + Dn + 2P + Dv)
+ * floats plus T * (Q + E) floats); no workspace is needed.
+ * W_UK / W_UV are applied per head, never folded into q_proj / o_proj: for R > Dn, Dv (every
+ * DeepSeek and TransMLA shape) the folded matrices are R/Dn times larger and slower (see
+ * native/bench/mla_layer_fold_bench.cpp). fold_absorption must be 0 (reserved).
+ * Only the cache rows of the new tokens and out are written.
+ */
+typedef struct lkv_mla_decode_layer_params {
+  int32_t batch;              /* B >= 1                                               */
+  int32_t q_len;              /* Sq >= 1                                              */
+  int32_t hidden_size;        /* E >= 1                                               */
+  int32_t num_heads;          /* H >= 1                                               */
+  int32_t q_lora_rank;        /* Q: 0 = full q_proj; > 0 = q_a_proj / q_b_proj        */
+  int32_t qk_nope_head_dim;   /* Dn >= 0                                              */
+  int32_t v_head_dim;         /* Dv >= 1                                              */
+  int32_t kv_lora_rank;       /* R >= 1                                               */
+  int32_t rope_dim;           /* P >= 0, even (qk_rope_head_dim)                      */
+  int32_t rope_heads;         /* >= 1, divides H                                      */
+  int32_t block_size;         /* 1..256                                               */
+  int32_t num_blocks;
+  int32_t max_blocks_per_seq;
+  lkv_dtype cache_dtype;      /* any cache dtype                                      */
+  lkv_dtype weight_dtype;     /* f32 or bf16, for every weight matrix                 */
+  float softmax_scale;        /* required, finite: mscale^2 / sqrt(Dn + P)            */
+  float norm_eps;             /* RMSNorm epsilon of both latent norms (1e-6)          */
+  int32_t fold_absorption;    /* must be 0 (reserved)                                 */
+  lkv_rope_params rope;       /* for q_pe and k_rope                                  */
+  const float* hidden;        /* [B, Sq, E], already input-layernormed                */
+  const void* w_q;            /* q_proj [H (Dn + P), E]                 (Q == 0)      */
+  const void* w_q_a;          /* q_a_proj [Q, E]                        (Q > 0)       */
+  const float* q_a_norm_weight; /* q_a_layernorm [Q]; NULL: no norm     (Q > 0)       */
+  const void* w_q_b;          /* q_b_proj [H (Dn + P), Q]               (Q > 0)       */
+  const void* w_kv_a;         /* kv_a_proj_with_mqa [R + P * rope_heads, E]           */
+  const float* kv_a_norm_weight; /* kv_a_layernorm [R]; NULL: no latent norm          */
+  const void* w_kv_b;         /* kv_b_proj [H (Dn + Dv), R]                           */
+  const void* w_o;            /* o_proj [E, H Dv]                                     */
+  const int32_t* positions;   /* [B, Sq] RoPE positions, >= 0                         */
+  const int64_t* slot_mapping;/* [B, Sq] or NULL (see above)                          */
+  void* cache;                /* [num_blocks, block_size, row]                        */
+  const int32_t* block_table; /* [B, max_blocks_per_seq]                              */
+  const int32_t* seq_lens;    /* [B], including the Sq new tokens                     */
+  float* out;                 /* [B, Sq, E]; may be the same memory as hidden         */
+} lkv_mla_decode_layer_params;
+
+/* ------------------------------------------------------------------------------------ */
 /* Kernel 5: gqa_decode, plain paged GQA/MHA decode (unconverted models, comparisons)    */
 
 /*
@@ -262,6 +328,8 @@ typedef struct lkv_backend_vtable {
                                    lkv_error* err);
   lkv_status (*gqa_decode)(void* ctx, const lkv_gqa_decode_params* p, lkv_error* err);
   lkv_status (*gqa_append)(void* ctx, const lkv_gqa_append_params* p, lkv_error* err);
+  lkv_status (*mla_decode_layer)(void* ctx, const lkv_mla_decode_layer_params* p,
+                                 lkv_error* err); /* optional */
   lkv_status (*synchronize)(void* ctx, lkv_error* err); /* optional */
   void (*destroy)(void* ctx);
 } lkv_backend_vtable;
@@ -276,6 +344,10 @@ lkv_status lkv_backend_get_info(const lkv_backend* backend, lkv_backend_info* ou
 lkv_status lkv_mla_decode(lkv_backend* backend, const lkv_mla_decode_params* p, lkv_error* err);
 lkv_status lkv_mla_project_append(lkv_backend* backend, const lkv_mla_project_append_params* p,
                                   lkv_error* err);
+
+/* Validates p (including the block table and slot mapping) before anything is written. */
+lkv_status lkv_mla_decode_layer(lkv_backend* backend, const lkv_mla_decode_layer_params* p,
+                                lkv_error* err);
 
 lkv_status lkv_gqa_decode(lkv_backend* backend, const lkv_gqa_decode_params* p, lkv_error* err);
 lkv_status lkv_gqa_append(lkv_backend* backend, const lkv_gqa_append_params* p, lkv_error* err);
@@ -295,6 +367,53 @@ typedef struct lkv_cpu_ceilings {
 
 lkv_status lkv_cpu_measure_ceilings(int32_t threads, int32_t quick, lkv_cpu_ceilings* out,
                                     lkv_error* err);
+
+/* ------------------------------------------------------------------------------------ */
+/* Kernel 7: mtla_merge_append, MTLA temporal compression of the latent cache (stride s)  */
+
+/*
+ * MTLA (research/mla-methods.md section 5) keeps one cache row per chunk of s tokens. For each
+ * token t, in order (n = token_index[t], its 0-based index in its sequence; chunk j = n / s):
+ *   c_hat = LayerNorm(latent_t) * norm_weight + norm_bias   (no norm when norm_weight is NULL)
+ *   pe_j[2k] = sin(j * 10000^(-2k/R)), pe_j[2k+1] = cos(j * 10000^(-2k/R))
+ *   w_t = sigmoid( (W_fc_c pe_j + b_fc_c) . (W_fc_p c_hat + b_fc_p) )    (a scalar)
+ *   row = slot_mapping[t]:  c(row) = w_t c_hat            when n % s == 0 (opens chunk j)
+ *                           c(row) = c(row) + w_t c_hat   otherwise (merges into the open chunk)
+ *                           k_rope(row) = k_rope_t        always (the newest rope key wins)
+ * Accumulation is in double; an open row of a 16-bit or quantized cache is re-rounded after
+ * each merge (f32 caches keep the exact f32 running sum). The merged cache is read by
+ * lkv_mla_decode as is, with seq_lens = ceil(tokens / s). Tokens that share a slot in one call
+ * must be of the same chunk, in increasing n; a negative slot skips the token. All weights f32.
+ * backend may be NULL: the kernel runs on the calling thread over host memory.
+ */
+typedef struct lkv_mtla_merge_append_params {
+  int32_t num_tokens;         /* T >= 0                                               */
+  int32_t kv_lora_rank;       /* R >= 2, even (the chunk PE pairs sin/cos)            */
+  int32_t rope_dim;           /* P >= 0, even                                         */
+  int32_t rope_heads;         /* >= 1                                                 */
+  int32_t hyper_dim;          /* D >= 1, rows of fc_c and fc_p (R / 4 in MTLA)        */
+  int32_t stride;             /* s >= 1                                               */
+  int32_t block_size;         /* 1..256                                               */
+  int32_t num_blocks;
+  lkv_dtype cache_dtype;      /* any cache dtype                                      */
+  float norm_eps;             /* LayerNorm epsilon (PyTorch default 1e-5), >= 0       */
+  const float* latent;        /* [T, R] latent before the LayerNorm                   */
+  const float* k_rope;        /* [T, P * rope_heads] rope keys, RoPE applied; NULL if P = 0 */
+  const float* norm_weight;   /* [R] LayerNorm gamma; NULL: latent is used as is      */
+  const float* norm_bias;     /* [R] LayerNorm beta; NULL: zero                       */
+  const float* w_fc_c;        /* [D, R]                                               */
+  const float* b_fc_c;        /* [D], NULL: zero                                      */
+  const float* w_fc_p;        /* [D, R]                                               */
+  const float* b_fc_p;        /* [D], NULL: zero                                      */
+  const int32_t* token_index; /* [T] 0-based index of each token in its sequence      */
+  const int64_t* slot_mapping;/* [T] slot of the token's chunk (page * block_size + offset) */
+  void* cache;                /* [num_blocks, block_size, row]                        */
+  float* merge_weight;        /* [T] out: w_t (0 for skipped tokens); may be NULL      */
+} lkv_mtla_merge_append_params;
+
+/* Validates p (slots, chunk order) before anything is written, then merges. */
+lkv_status lkv_mtla_merge_append(lkv_backend* backend, const lkv_mtla_merge_append_params* p,
+                                 lkv_error* err);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,12 +1,16 @@
 // Every SIMD ISA compiled into this binary and supported by this CPU, against the scalar
 // reference, on grids with odd head counts, ragged and zero lengths, shuffled block tables
 // and NaN-poisoned unused rows, single- and multi-threaded.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "core/cache-layout.h"
+#include "core/gqa-cache.h"
 #include "kernel-cases.h"
 #include "test-harness.h"
 
@@ -147,6 +151,202 @@ TEST(project_append_simd_matches_reference) {
       for (size_t r = 0; r < written.size(); ++r) {
         if (written[r]) continue;
         for (size_t i = 0; i < c.layout.row_bytes; ++i) CHECK(got[r * c.layout.row_bytes + i] == 0xff);
+      }
+    }
+  }
+}
+
+// ---- gqa_decode / gqa_append --------------------------------------------------------------
+
+namespace {
+
+struct GqaShape {
+  int32_t batch, q_len, heads, kv_heads, head_dim, block_size;
+  lkv_dtype dtype;
+  std::vector<int32_t> seq_lens;
+  std::string describe() const {
+    std::string lens;
+    for (size_t i = 0; i < seq_lens.size(); ++i) lens += (i ? "," : "") + std::to_string(seq_lens[i]);
+    return "B=" + std::to_string(batch) + " Sq=" + std::to_string(q_len) + " H=" + std::to_string(heads) +
+           " Hkv=" + std::to_string(kv_heads) + " D=" + std::to_string(head_dim) + " bs=" +
+           std::to_string(block_size) + " " + lkv_dtype_name(dtype) + " L=[" + lens + "]";
+  }
+};
+
+// A paged GQA cache with shuffled pages; every byte nobody wrote is 0xff (NaN in every dtype),
+// and block-table entries past a sequence are out-of-range sentinels.
+struct GqaCase {
+  GqaShape shape;
+  std::vector<uint8_t> cache;
+  std::vector<int32_t> block_table;
+  std::vector<float> q;
+  int32_t num_blocks = 0, max_blocks = 0;
+  size_t out_size() const {
+    return static_cast<size_t>(shape.batch) * shape.q_len * shape.heads * shape.head_dim;
+  }
+  size_t lse_size() const { return static_cast<size_t>(shape.batch) * shape.heads * shape.q_len; }
+  lkv_gqa_decode_params params(float* out, float* lse) const {
+    lkv_gqa_decode_params p{};
+    p.batch = shape.batch;
+    p.q_len = shape.q_len;
+    p.num_heads = shape.heads;
+    p.num_kv_heads = shape.kv_heads;
+    p.head_dim = shape.head_dim;
+    p.block_size = shape.block_size;
+    p.num_blocks = num_blocks;
+    p.max_blocks_per_seq = max_blocks;
+    p.cache_dtype = shape.dtype;
+    p.softmax_scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+    p.q = q.data();
+    p.cache = cache.data();
+    p.block_table = block_table.data();
+    p.seq_lens = shape.seq_lens.data();
+    p.out = out;
+    p.lse = lse;
+    return p;
+  }
+};
+
+GqaCase make_gqa_case(const GqaShape& shape, uint32_t seed) {
+  GqaCase c;
+  c.shape = shape;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t width = static_cast<int64_t>(shape.kv_heads) * shape.head_dim;
+  const size_t row_bytes = 2 * width * lkv_dtype_size(shape.dtype);
+  int32_t used = 0;
+  for (int32_t len : shape.seq_lens) {
+    const int32_t n = (len + shape.block_size - 1) / shape.block_size;
+    used += n;
+    c.max_blocks = std::max(c.max_blocks, n);
+  }
+  c.max_blocks += 1;
+  c.num_blocks = used + 3;
+  c.cache.assign(static_cast<size_t>(c.num_blocks) * shape.block_size * row_bytes, 0xff);
+  std::vector<int32_t> ids(static_cast<size_t>(c.num_blocks));
+  for (int32_t i = 0; i < c.num_blocks; ++i) ids[i] = i;
+  std::shuffle(ids.begin(), ids.end(), rng);
+  c.block_table.assign(static_cast<size_t>(shape.batch) * c.max_blocks, std::numeric_limits<int32_t>::min());
+  size_t next = 0;
+  std::vector<float> k(static_cast<size_t>(width)), v(static_cast<size_t>(width));
+  for (int32_t b = 0; b < shape.batch; ++b) {
+    const int32_t len = shape.seq_lens[b];
+    const int32_t n = (len + shape.block_size - 1) / shape.block_size;
+    int32_t* row = c.block_table.data() + static_cast<size_t>(b) * c.max_blocks;
+    for (int32_t i = 0; i < n; ++i) row[i] = ids[next++];
+    for (int32_t j = 0; j < len; ++j) {
+      for (auto& x : k) x = normal(rng);
+      for (auto& x : v) x = normal(rng);
+      gqa_write(c.cache.data(), shape.dtype, shape.kv_heads, shape.head_dim, gqa_slot(row, shape.block_size, j),
+                k.data(), v.data());
+    }
+  }
+  c.q.resize(c.out_size());
+  for (auto& x : c.q) x = 1.5f * normal(rng);
+  return c;
+}
+
+std::vector<GqaShape> gqa_grid() {
+  std::vector<GqaShape> grid;
+  for (lkv_dtype d : {LKV_DTYPE_F32, LKV_DTYPE_F16, LKV_DTYPE_BF16}) {
+    grid.push_back({1, 1, 32, 8, 128, 64, d, {300}});            // Llama-3-8B group of 4
+    grid.push_back({3, 1, 7, 7, 40, 16, d, {0, 37, 129}});       // MHA, odd heads, D tail
+    grid.push_back({2, 3, 6, 2, 24, 7, d, {2, 50}});             // Sq > len for one query row
+    grid.push_back({2, 2, 12, 4, 64, 1, d, {9, 17}});            // causal Sq = 2, block_size 1
+    grid.push_back({1, 1, 5, 1, 33, 5, d, {1000}});              // MQA, odd head_dim
+    grid.push_back({2, 1, 9, 3, 16, 32, d, {11, 0}});            // zero length last
+    grid.push_back({3, 4, 16, 2, 128, 16, d, {700, 3, 64}});     // group 8, Sq 4, ragged
+  }
+  return grid;
+}
+
+}  // namespace
+
+TEST(gqa_decode_simd_matches_reference) {
+  const auto isas = simd_isas();
+  Backend ref(LKV_CPU_ISA_SCALAR, 1);
+  uint32_t seed = 500;
+  for (const auto& shape : gqa_grid()) {
+    const GqaCase c = make_gqa_case(shape, seed++);
+    std::vector<float> want(c.out_size()), want_lse(c.lse_size());
+    lkv_error err{};
+    auto p = c.params(want.data(), want_lse.data());
+    CHECK_MSG(lkv_gqa_decode(ref.handle, &p, &err) == LKV_OK, err.message);
+    for (lkv_cpu_isa isa : isas) {
+      for (int32_t threads : {1, 2, 3}) {
+        Backend simd(isa, threads);
+        const std::vector<uint8_t> before = c.cache;
+        std::vector<float> got(c.out_size(), NAN), got_lse(c.lse_size(), NAN);
+        auto q = c.params(got.data(), got_lse.data());
+        CHECK_MSG(lkv_gqa_decode(simd.handle, &q, &err) == LKV_OK, err.message);
+        const double e = relative_error(got.data(), want.data(), got.size());
+        const double el = relative_error(got_lse.data(), want_lse.data(), got_lse.size());
+        const std::string what = std::string(lkv_cpu_isa_name(isa)) + " threads=" + std::to_string(threads) +
+                                 " " + shape.describe();
+        CHECK_MSG(e < tolerance(shape.dtype), "gqa out rel err " + std::to_string(e) + " " + what);
+        CHECK_MSG(el < tolerance(shape.dtype), "gqa lse rel err " + std::to_string(el) + " " + what);
+        CHECK_MSG(c.cache == before, "gqa cache modified " + what);
+        // Without lse.
+        std::vector<float> got2(c.out_size(), NAN);
+        auto q2 = c.params(got2.data(), nullptr);
+        CHECK_MSG(lkv_gqa_decode(simd.handle, &q2, &err) == LKV_OK, err.message);
+        CHECK_MSG(relative_error(got2.data(), want.data(), got2.size()) < tolerance(shape.dtype), "gqa no-lse " + what);
+      }
+    }
+  }
+}
+
+TEST(gqa_append_simd_matches_reference_bit_exact) {
+  const auto isas = simd_isas();
+  Backend ref(LKV_CPU_ISA_SCALAR, 1);
+  std::mt19937 rng(77);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const float specials[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-40f, -3e-39f, 65519.0f, 65520.0f,
+                            -1e9f, 6.0e-8f, 3.0e-8f, 1.00390625f, 1.01171875f, 3.4e38f};
+  for (lkv_dtype d : {LKV_DTYPE_F32, LKV_DTYPE_F16, LKV_DTYPE_BF16}) {
+    for (int32_t kvh : {1, 3, 8}) {
+      for (int32_t D : {5, 16, 24, 128}) {
+        const int32_t T = 9, bs = 4, nb = 5;
+        const int64_t width = static_cast<int64_t>(kvh) * D;
+        std::vector<float> k(T * width), v(T * width);
+        for (size_t i = 0; i < k.size(); ++i) {
+          k[i] = i % 7 == 3 ? specials[i % 16] : normal(rng) * (i % 5 == 0 ? 1e4f : 1.0f);
+          v[i] = i % 11 == 2 ? specials[(i / 3) % 16] : normal(rng);
+        }
+        std::vector<int64_t> slots = {3, 0, -1, 19, 7, 12, -5, 8, 15};
+        lkv_gqa_append_params p{};
+        p.num_tokens = T;
+        p.num_kv_heads = kvh;
+        p.head_dim = D;
+        p.block_size = bs;
+        p.num_blocks = nb;
+        p.cache_dtype = d;
+        p.k = k.data();
+        p.v = v.data();
+        p.slot_mapping = slots.data();
+        const size_t bytes = static_cast<size_t>(nb) * bs * 2 * width * lkv_dtype_size(d);
+        std::vector<uint8_t> want(bytes, 0xa5);
+        p.cache = want.data();
+        lkv_error err{};
+        CHECK_MSG(lkv_gqa_append(ref.handle, &p, &err) == LKV_OK, err.message);
+        for (lkv_cpu_isa isa : isas) {
+          for (int32_t threads : {1, 2}) {
+            Backend simd(isa, threads);
+            std::vector<uint8_t> got(bytes, 0xa5);
+            p.cache = got.data();
+            CHECK_MSG(lkv_gqa_append(simd.handle, &p, &err) == LKV_OK, err.message);
+            CHECK_MSG(got == want, std::string("gqa_append differs: ") + lkv_cpu_isa_name(isa) + " " +
+                                       lkv_dtype_name(d) + " kvh=" + std::to_string(kvh) + " D=" + std::to_string(D));
+            p.num_tokens = 1;  // the single-token path too
+            std::vector<uint8_t> want1(bytes, 0xa5), got1(bytes, 0xa5);
+            p.cache = want1.data();
+            lkv_gqa_append(ref.handle, &p, &err);
+            p.cache = got1.data();
+            lkv_gqa_append(simd.handle, &p, &err);
+            CHECK_MSG(got1 == want1, std::string("gqa_append T=1 differs: ") + lkv_cpu_isa_name(isa));
+            p.num_tokens = T;
+          }
+        }
       }
     }
   }

@@ -1,5 +1,7 @@
 #include "reference-kernels.h"
 
+#include "../layer/mla-decode-layer.h"
+
 namespace lkv::cpu {
 
 const KernelTable& reference_kernels() {
@@ -9,6 +11,7 @@ const KernelTable& reference_kernels() {
       /* .mla_project_append = */ mla_project_append_reference,
       /* .gqa_decode = */ gqa_decode_reference,
       /* .gqa_append = */ gqa_append_reference,
+      /* .mla_decode_layer = */ mla_decode_layer_reference,
   };
   return table;
 }

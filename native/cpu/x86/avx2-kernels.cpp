@@ -3,6 +3,7 @@
 // symbol from this file may replace a baseline one; checked by the build's nm test).
 // GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* placeholders).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cmath>
@@ -23,6 +24,7 @@ namespace lkv::cpu {
 namespace {
 #include "x86-vec.inc"
 #include "x86-mla.inc"
+#include "x86-gqa.inc"
 }  // namespace
 
 const KernelTable& avx2_kernels() {
@@ -30,8 +32,8 @@ const KernelTable& avx2_kernels() {
       /* .isa = */ LKV_CPU_ISA_AVX2,
       /* .mla_decode = */ mla_decode_simd,
       /* .mla_project_append = */ mla_project_append_simd,
-      /* .gqa_decode = */ nullptr,  // the reference serves GQA until a SIMD kernel lands
-      /* .gqa_append = */ nullptr,
+      /* .gqa_decode = */ gqa_decode_simd,
+      /* .gqa_append = */ gqa_append_simd,
   };
   return table;
 }
