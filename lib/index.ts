@@ -101,6 +101,7 @@ export {
 } from './mla/paged-cache.js';
 export { type ProjectAppendArgs, projectAppend, projectAppendSync } from './mla/project-append.js';
 export type { RopeConfig, RopeScaling } from './mla/rope.js';
+export { benchMtla, formatMtlaBench, type MtlaBenchOptions, type MtlaBenchRow } from './mtla/bench.js';
 export {
   benchDecode,
   type DecodeBenchOptions,
@@ -126,7 +127,6 @@ export {
 } from './runtime/load-model.js';
 export { MlaModel, type MlaModelOptions } from './runtime/mla-model.js';
 export type { CausalLanguageModel, ForwardOptions, ForwardRequest, RuntimeOptions } from './runtime/model.js';
-export { benchMtla, formatMtlaBench, type MtlaBenchOptions, type MtlaBenchRow } from './mtla/bench.js';
 export {
   benchTpla,
   formatTplaBench,

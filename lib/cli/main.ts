@@ -1,6 +1,7 @@
 /** The `latentkv` command line. */
 import { benchCommand } from './bench-command.js';
 import { convertCommand } from './convert-command.js';
+import { demoCommand } from './demo-command.js';
 import { evalCommand } from './eval-command.js';
 import { generateCommand } from './generate-command.js';
 import { infoCommand } from './info-command.js';
@@ -8,6 +9,9 @@ import { infoCommand } from './info-command.js';
 const USAGE = `usage: latentkv <command> [options]
 
 commands:
+  demo [--budgets 0.5,0.3125,0.125] [--text FILE] [--quick]
+                                     the main job: stories15M (fetched from npm, cached) converted to
+                                     MLA at several KV budgets; quality, KV bytes, decode speed, stories
   info [--json]                      backend, CPU ISA, threads and versions in use
   bench [--quick] [--json]           kernel benchmark against this machine's ceilings
   convert <in> <out> [options]       GQA/MHA -> MLA (TransMLA, MHA2MLA); convert --help
@@ -27,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
       return infoCommand(rest);
     case 'bench':
       return await benchCommand(rest);
+    case 'demo':
+      return await demoCommand(rest);
     case 'convert':
       return await convertCommand(rest);
     case 'generate':
