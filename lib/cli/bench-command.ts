@@ -12,8 +12,10 @@ import { gqaDecodeSync } from '../gqa/gqa-decode.js';
 import { mlaDecodeSync } from '../mla/decode.js';
 import { cacheRowLayout, type PagedCacheView } from '../mla/paged-cache.js';
 import { projectAppendSync } from '../mla/project-append.js';
+import { benchMtla, formatMtlaBench } from '../mtla/bench.js';
 import type { NativeCeilings } from '../native/binding-types.js';
 import { loadCpuBinding } from '../native/load-binding.js';
+import { benchTpla, formatTplaBench } from '../tpla/bench.js';
 import { intFlag, parseArgs } from './args.js';
 import { composedDecode } from './composed-baseline.js';
 
@@ -116,7 +118,14 @@ function classify(
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { quick: 'flag', json: 'flag', reps: 'value', threads: 'value' });
+  const args = parseArgs(argv, {
+    quick: 'flag',
+    json: 'flag',
+    reps: 'value',
+    threads: 'value',
+    mtla: 'flag',
+    tpla: 'flag',
+  });
   const quick = args.flags.has('quick');
   const json = args.flags.has('json');
   const reps = intFlag(args, 'reps', quick ? 3 : 7, 1);
@@ -290,7 +299,23 @@ export async function benchCommand(argv: string[]): Promise<number> {
       speedupVsComposed: null,
     });
   }
-  if (json) console.log(JSON.stringify({ backend: info, ceilings, rows }, null, 2));
+  // The extensions, on request: MTLA temporal compression and TPLA sharded decode against plain MLA.
+  const extensions: Record<string, unknown> = {};
+  if (args.flags.has('mtla')) {
+    const mtla = benchMtla({ tokens: quick ? 1024 : 4096 });
+    extensions.mtla = mtla;
+    log('');
+    log('MTLA (H=16, R=512, P=64, bf16): cache and decode time against plain MLA (stride 1)');
+    log(formatMtlaBench(mtla));
+  }
+  if (args.flags.has('tpla')) {
+    const tpla = await benchTpla({});
+    extensions.tpla = tpla;
+    log('');
+    log('TPLA (H=16, R=512, P=64): per-shard work and sharded decode against one shard');
+    log(formatTplaBench(tpla));
+  }
+  if (json) console.log(JSON.stringify({ backend: info, ceilings, rows, ...extensions }, null, 2));
   fast.dispose();
   reference.dispose();
   return 0;
