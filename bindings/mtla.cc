@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "js-values.h"
 #include "latentkv.h"
 
 namespace lkv::js {
@@ -14,35 +15,8 @@ namespace {
 
 struct MtlaCall {
   lkv_mtla_merge_append_params params{};
-  std::vector<Napi::ObjectReference> refs;  // keeps the JS buffers alive for async calls
+  BufferRefs buffers;  // keeps the JS buffers alive for async calls
 };
-
-int32_t get_int(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw_invalid(o.Env(), std::string(key) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= -2147483648.0 && d <= 2147483647.0) || d != static_cast<double>(static_cast<int32_t>(d))) {
-    throw_invalid(o.Env(), std::string(key) + " must be a 32-bit integer");
-  }
-  return static_cast<int32_t>(d);
-}
-
-void* get_buffer(const Napi::Object& o, const char* key, napi_typedarray_type kind, size_t min_bytes,
-                 bool optional, bool any_kind, MtlaCall* call) {
-  Napi::Value v = o.Get(key);
-  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
-  if (!v.IsTypedArray()) throw_invalid(o.Env(), std::string(key) + " must be a typed array");
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  if (!any_kind && ta.TypedArrayType() != kind) {
-    throw_invalid(o.Env(), std::string(key) + " has the wrong typed-array type");
-  }
-  if (ta.ByteLength() < min_bytes) {
-    throw_invalid(o.Env(), std::string(key) + " holds " + std::to_string(ta.ByteLength()) +
-                               " bytes, needs " + std::to_string(min_bytes));
-  }
-  call->refs.push_back(Napi::Persistent(v.As<Napi::Object>()));
-  return static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-}
 
 size_t nonneg(int64_t v) { return v < 0 ? 0 : static_cast<size_t>(v); }
 
@@ -65,23 +39,23 @@ void read_params(const Napi::CallbackInfo& info, MtlaCall* call) {
   p.norm_eps = eps.As<Napi::Number>().FloatValue();
   const int64_t T = p.num_tokens, R = p.kv_lora_rank, D = p.hyper_dim;
   const int64_t rope_width = static_cast<int64_t>(p.rope_dim) * p.rope_heads;
-  p.latent = static_cast<const float*>(get_buffer(js, "latent", napi_float32_array, 4 * nonneg(T * R), false, false, call));
-  p.k_rope = static_cast<const float*>(get_buffer(js, "kRope", napi_float32_array, 4 * nonneg(T * rope_width), rope_width == 0, false, call));
-  p.norm_weight = static_cast<const float*>(get_buffer(js, "normWeight", napi_float32_array, 4 * nonneg(R), true, false, call));
-  p.norm_bias = static_cast<const float*>(get_buffer(js, "normBias", napi_float32_array, 4 * nonneg(R), true, false, call));
-  p.w_fc_c = static_cast<const float*>(get_buffer(js, "wFcC", napi_float32_array, 4 * nonneg(D * R), false, false, call));
-  p.b_fc_c = static_cast<const float*>(get_buffer(js, "bFcC", napi_float32_array, 4 * nonneg(D), true, false, call));
-  p.w_fc_p = static_cast<const float*>(get_buffer(js, "wFcP", napi_float32_array, 4 * nonneg(D * R), false, false, call));
-  p.b_fc_p = static_cast<const float*>(get_buffer(js, "bFcP", napi_float32_array, 4 * nonneg(D), true, false, call));
-  p.token_index = static_cast<const int32_t*>(get_buffer(js, "tokenIndex", napi_int32_array, 4 * nonneg(T), false, false, call));
-  p.slot_mapping = static_cast<const int64_t*>(get_buffer(js, "slotMapping", napi_bigint64_array, 8 * nonneg(T), false, false, call));
+  p.latent = static_cast<const float*>(get_buffer(js, "latent", napi_float32_array, 4 * nonneg(T * R), false, false, &call->buffers));
+  p.k_rope = static_cast<const float*>(get_buffer(js, "kRope", napi_float32_array, 4 * nonneg(T * rope_width), rope_width == 0, false, &call->buffers));
+  p.norm_weight = static_cast<const float*>(get_buffer(js, "normWeight", napi_float32_array, 4 * nonneg(R), true, false, &call->buffers));
+  p.norm_bias = static_cast<const float*>(get_buffer(js, "normBias", napi_float32_array, 4 * nonneg(R), true, false, &call->buffers));
+  p.w_fc_c = static_cast<const float*>(get_buffer(js, "wFcC", napi_float32_array, 4 * nonneg(D * R), false, false, &call->buffers));
+  p.b_fc_c = static_cast<const float*>(get_buffer(js, "bFcC", napi_float32_array, 4 * nonneg(D), true, false, &call->buffers));
+  p.w_fc_p = static_cast<const float*>(get_buffer(js, "wFcP", napi_float32_array, 4 * nonneg(D * R), false, false, &call->buffers));
+  p.b_fc_p = static_cast<const float*>(get_buffer(js, "bFcP", napi_float32_array, 4 * nonneg(D), true, false, &call->buffers));
+  p.token_index = static_cast<const int32_t*>(get_buffer(js, "tokenIndex", napi_int32_array, 4 * nonneg(T), false, false, &call->buffers));
+  p.slot_mapping = static_cast<const int64_t*>(get_buffer(js, "slotMapping", napi_bigint64_array, 8 * nonneg(T), false, false, &call->buffers));
   lkv_cache_layout layout{};
   lkv_error err{};
   const lkv_status s = lkv_cache_layout_get(p.cache_dtype, p.kv_lora_rank, p.rope_dim, p.rope_heads, &layout, &err);
   if (s != LKV_OK) throw make_error(env, s, err.message);
   const size_t cache_bytes = nonneg(static_cast<int64_t>(p.num_blocks) * p.block_size) * layout.row_bytes;
-  p.cache = get_buffer(js, "cache", napi_uint8_array, cache_bytes, false, true, call);
-  p.merge_weight = static_cast<float*>(get_buffer(js, "mergeWeight", napi_float32_array, 4 * nonneg(T), true, false, call));
+  p.cache = get_buffer(js, "cache", napi_uint8_array, cache_bytes, false, true, &call->buffers);
+  p.merge_weight = static_cast<float*>(get_buffer(js, "mergeWeight", napi_float32_array, 4 * nonneg(T), true, false, &call->buffers));
 }
 
 class MtlaWorker : public Napi::AsyncWorker {

@@ -9,15 +9,10 @@
 
 #include <vector>
 
+#include "js-values.h"
 #include "latentkv.h"
 
 namespace lkv::js {
-
-// Keeps the JS buffers a native call points into alive until an async call finishes.
-struct BufferRefs {
-  std::vector<Napi::ObjectReference> refs;
-  void keep(const Napi::Object& o) { refs.push_back(Napi::Persistent(o)); }
-};
 
 // Also holds storage the params point to (the rope frequency table).
 struct DecodeCall {
