@@ -5,12 +5,14 @@
  * with qLen = T (causal inside the window), a decode step is the same with T = 1, and several
  * sequences adding the same number of tokens share one kernel call.
  */
+
 import { getBackend } from '../backend.js';
 import { GQA_CACHE_DTYPES, GqaCache, type GqaCacheDtype } from '../gqa/gqa-cache.js';
 import { gqaDecodeSync } from '../gqa/gqa-decode.js';
 import type { RopeConfig } from '../mla/rope.js';
 import { assertLlamaWeightsMatch, type LlamaCheckpoint, type LlamaConfig } from '../model/llama-weights.js';
 import { oneOf } from '../validate.js';
+import { LayerCaches } from './layer-caches.js';
 import { linear } from './linear.js';
 import { type AttentionBatch, poolBlocks, type RuntimeOptions, TransformerRuntime } from './model.js';
 import { RopeRotator } from './rope.js';
@@ -26,8 +28,7 @@ export class GqaModel extends TransformerRuntime {
   readonly kvBytesPerToken: number;
   readonly config: LlamaConfig;
   readonly #checkpoint: LlamaCheckpoint;
-  readonly #caches: GqaCache[];
-  readonly #layerIds = new Map<number, number[]>();
+  protected readonly layerCaches: LayerCaches<GqaCache>;
   readonly #rope: RopeRotator;
   readonly #backend;
 
@@ -41,47 +42,22 @@ export class GqaModel extends TransformerRuntime {
       options.cacheDtype === undefined ? 'f32' : oneOf('cacheDtype', options.cacheDtype, GQA_CACHE_DTYPES);
     this.#backend = options.backend ?? getBackend();
     const pool = poolBlocks(options, this.maxSeqLen);
-    this.#caches = Array.from(
-      { length: config.nLayers },
-      () =>
-        new GqaCache({
-          numKvHeads: config.nKvHeads,
-          headDim: config.headDim,
-          dtype: this.cacheDtype,
-          ...pool,
-        }),
+    this.layerCaches = new LayerCaches(
+      Array.from(
+        { length: config.nLayers },
+        () =>
+          new GqaCache({
+            numKvHeads: config.nKvHeads,
+            headDim: config.headDim,
+            dtype: this.cacheDtype,
+            ...pool,
+          }),
+      ),
     );
-    this.kvBytesPerToken = this.#caches.reduce((sum, c) => sum + c.bytesPerToken, 0);
+    this.kvBytesPerToken = this.layerCaches.bytesPerToken;
     const rope: RopeConfig = { style: config.ropeStyle, theta: config.ropeTheta };
     if (options.ropeScaling !== undefined) rope.scaling = options.ropeScaling;
     this.#rope = new RopeRotator(config.headDim, rope);
-  }
-
-  protected createLayerSequences(seqId: number): void {
-    this.#layerIds.set(
-      seqId,
-      this.#caches.map((c) => c.createSequence()),
-    );
-  }
-
-  protected freeLayerSequences(seqId: number): void {
-    const ids = this.#layerIds.get(seqId)!;
-    this.#caches.forEach((c, l) => {
-      c.freeSequence(ids[l]!);
-    });
-    this.#layerIds.delete(seqId);
-  }
-
-  protected truncateLayerSequences(seqId: number, length: number): void {
-    const ids = this.#layerIds.get(seqId)!;
-    this.#caches.forEach((c, l) => {
-      if (c.length(ids[l]!) > length) c.truncate(ids[l]!, length);
-    });
-  }
-
-  protected disposeCaches(): void {
-    for (const c of this.#caches) c.dispose();
-    this.#layerIds.clear();
   }
 
   protected attention(l: number, normed: Float32Array, batch: AttentionBatch): Float32Array {
@@ -101,8 +77,8 @@ export class GqaModel extends TransformerRuntime {
       this.#rope.rotate(q, row * qDim, nHeads, headDim, position);
       this.#rope.rotate(k, row * kvDim, nKvHeads, headDim, position);
     }
-    const cache = this.#caches[l]!;
-    const ids = batch.seqIds.map((s) => this.#layerIds.get(s)![l]!);
+    const cache = this.layerCaches.caches[l]!;
+    const ids = this.layerCaches.idsInLayer(l, batch.seqIds);
     ids.forEach((id, b) => {
       const from = b * tokensPerSeq * kvDim;
       const to = from + tokensPerSeq * kvDim;

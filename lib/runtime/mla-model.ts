@@ -12,6 +12,7 @@
  *
  * W_UK,h is kept transposed per head ([R, Dn]) so that both products are row-major dot products.
  */
+
 import { type Backend, getBackend } from '../backend.js';
 import { CACHE_DTYPES, type CacheDtype } from '../dtypes.js';
 import { mlaDecodeSync } from '../mla/decode.js';
@@ -19,6 +20,7 @@ import { LatentCache } from '../mla/latent-cache.js';
 import type { RopeConfig } from '../mla/rope.js';
 import { assertMlaWeightsMatch, type MlaCheckpoint, type MlaConfig } from '../model/mla-weights.js';
 import { oneOf } from '../validate.js';
+import { LayerCaches } from './layer-caches.js';
 import { linear, rmsNormRows } from './linear.js';
 import { type AttentionBatch, poolBlocks, type RuntimeOptions, TransformerRuntime } from './model.js';
 import { RopeRotator } from './rope.js';
@@ -57,9 +59,8 @@ export class MlaModel extends TransformerRuntime {
   /** The RoPE the rope keys and rope queries get (style, theta and scaling). */
   readonly rope: RopeConfig;
   readonly #checkpoint: MlaCheckpoint;
-  readonly #caches: LatentCache[];
+  protected readonly layerCaches: LayerCaches<LatentCache>;
   readonly #absorbed: AbsorbedLayer[];
-  readonly #layerIds = new Map<number, number[]>();
   readonly #layerRopes: LayerRope[];
   readonly #backend: Backend;
 
@@ -74,18 +75,20 @@ export class MlaModel extends TransformerRuntime {
     this.#backend = options.backend ?? getBackend();
     const { kvLoraRank: R, qkRopeHeadDim: P, qkNopeHeadDim: Dn, vHeadDim: Dv, nHeads: H } = config;
     const pool = poolBlocks(options, this.maxSeqLen);
-    this.#caches = Array.from(
-      { length: config.nLayers },
-      () =>
-        new LatentCache({
-          kvLoraRank: R,
-          ropeDim: P,
-          ropeHeads: config.ropeHeads,
-          dtype: this.cacheDtype,
-          ...pool,
-        }),
+    this.layerCaches = new LayerCaches(
+      Array.from(
+        { length: config.nLayers },
+        () =>
+          new LatentCache({
+            kvLoraRank: R,
+            ropeDim: P,
+            ropeHeads: config.ropeHeads,
+            dtype: this.cacheDtype,
+            ...pool,
+          }),
+      ),
     );
-    this.kvBytesPerToken = this.#caches.reduce((sum, c) => sum + c.bytesPerToken, 0);
+    this.kvBytesPerToken = this.layerCaches.bytesPerToken;
     this.rope = { style: config.ropeStyle, theta: config.ropeTheta };
     if (options.ropeScaling !== undefined) this.rope.scaling = options.ropeScaling;
     this.#layerRopes = weights.layers.map((layer) =>
@@ -134,33 +137,6 @@ export class MlaModel extends TransformerRuntime {
     const identity = new Float32Array(width * width);
     for (let i = 0; i < width; i++) identity[i * width + i] = 1;
     return { native: tableRope(new Float32Array(pairs)), rotators, identity };
-  }
-
-  protected createLayerSequences(seqId: number): void {
-    this.#layerIds.set(
-      seqId,
-      this.#caches.map((c) => c.createSequence()),
-    );
-  }
-
-  protected freeLayerSequences(seqId: number): void {
-    const ids = this.#layerIds.get(seqId)!;
-    this.#caches.forEach((c, l) => {
-      c.freeSequence(ids[l]!);
-    });
-    this.#layerIds.delete(seqId);
-  }
-
-  protected truncateLayerSequences(seqId: number, length: number): void {
-    const ids = this.#layerIds.get(seqId)!;
-    this.#caches.forEach((c, l) => {
-      if (c.length(ids[l]!) > length) c.truncate(ids[l]!, length);
-    });
-  }
-
-  protected disposeCaches(): void {
-    for (const c of this.#caches) c.dispose();
-    this.#layerIds.clear();
   }
 
   protected attention(l: number, normed: Float32Array, batch: AttentionBatch): Float32Array {
@@ -217,8 +193,8 @@ export class MlaModel extends TransformerRuntime {
     }
 
     // Latent and rope keys of the new tokens, straight into the cache.
-    const cache = this.#caches[l]!;
-    const ids = batch.seqIds.map((s) => this.#layerIds.get(s)![l]!);
+    const cache = this.layerCaches.caches[l]!;
+    const ids = this.layerCaches.idsInLayer(l, batch.seqIds);
     let hidden = normed;
     let hiddenSize = dim;
     if (rope.identity !== null) {

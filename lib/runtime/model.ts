@@ -3,9 +3,11 @@
  * over groups of sequences that add the same number of tokens, the embedding, the SwiGLU blocks and
  * the classifier. Subclasses supply the attention block, which runs through the native kernels.
  */
+
 import type { Backend } from '../backend.js';
 import { DisposedError, InvalidArgumentError } from '../errors.js';
 import type { RopeScaling } from '../mla/rope.js';
+import type { LayerCaches, SequenceCache } from './layer-caches.js';
 import { type FeedForward, feedForwardRows, linear, rmsNormRows } from './linear.js';
 
 /** New tokens for one sequence in one forward call. */
@@ -109,19 +111,15 @@ export abstract class TransformerRuntime implements CausalLanguageModel {
     this.maxSeqLen = maxSeqLen;
   }
 
-  /** Creates the sequence in every layer's cache; returns the per-layer ids. */
-  protected abstract createLayerSequences(seqId: number): void;
-  protected abstract freeLayerSequences(seqId: number): void;
-  /** Cuts every layer's cache of the sequence back to `length` tokens (after a failed forward). */
-  protected abstract truncateLayerSequences(seqId: number, length: number): void;
+  /** The per-layer caches; set by the subclass constructor. */
+  protected abstract readonly layerCaches: LayerCaches<SequenceCache>;
   /** Adds the attention output projection of layer `l` for the normed rows to x. */
   protected abstract attention(l: number, normed: Float32Array, batch: AttentionBatch): Float32Array;
-  protected abstract disposeCaches(): void;
 
   createSequence(): number {
     this.#live();
     const id = this.#nextId++;
-    this.createLayerSequences(id);
+    this.layerCaches.create(id);
     this.#lengths.set(id, 0);
     return id;
   }
@@ -129,7 +127,7 @@ export abstract class TransformerRuntime implements CausalLanguageModel {
   freeSequence(seqId: number): void {
     this.#live();
     this.#length(seqId);
-    this.freeLayerSequences(seqId);
+    this.layerCaches.free(seqId);
     this.#lengths.delete(seqId);
   }
 
@@ -144,7 +142,7 @@ export abstract class TransformerRuntime implements CausalLanguageModel {
     if (!Number.isInteger(length) || length < 0 || length > current) {
       throw new InvalidArgumentError(`truncate: length must be an integer in [0, ${current}], got ${length}`);
     }
-    this.truncateLayerSequences(seqId, length);
+    this.layerCaches.truncate(seqId, length);
     this.#lengths.set(seqId, length);
   }
 
@@ -199,7 +197,7 @@ export abstract class TransformerRuntime implements CausalLanguageModel {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.disposeCaches();
+    this.layerCaches.dispose();
     this.#lengths.clear();
   }
 
@@ -239,7 +237,7 @@ export abstract class TransformerRuntime implements CausalLanguageModel {
       }
     } catch (error) {
       // Layers before the failure appended already: put every cache back as it was.
-      for (const r of requests) this.truncateLayerSequences(r.seqId, this.#length(r.seqId));
+      for (const r of requests) this.layerCaches.truncate(r.seqId, this.#length(r.seqId));
       throw error;
     }
     for (const r of requests) this.#lengths.set(r.seqId, this.#length(r.seqId) + tokensPerSeq);
