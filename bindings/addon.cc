@@ -19,7 +19,11 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", LKV_STR(LKV_VERSION_MAJOR) "." LKV_STR(LKV_VERSION_MINOR) "." LKV_STR(LKV_VERSION_PATCH));
   o.Set("apiVersion", LKV_API_VERSION);
+#ifdef LKV_WITH_CUDA
+  o.Set("backends", Napi::String::New(env, "cpu,cuda"));
+#else
   o.Set("backends", Napi::String::New(env, "cpu"));
+#endif
   o.Set("compiledIsaMask", lkv_cpu_compiled_isa_mask());
   o.Set("supportedIsaMask", lkv_cpu_supported_isa_mask());
   return o;

@@ -13,6 +13,7 @@ import { CPU_ISA_CODE, type CpuIsa, isaFromCode, isasInMask } from './dtypes.js'
 import { BackendUnavailableError, DisposedError, fromNativeError } from './errors.js';
 import type {
   NativeBackend,
+  NativeBinding,
   NativeDecodeLayerParams,
   NativeDecodeParams,
   NativeGqaAppendParams,
@@ -20,6 +21,7 @@ import type {
   NativeProjectAppendParams,
 } from './native/binding-types.js';
 import { loadCpuBinding } from './native/load-binding.js';
+import { loadCudaBinding } from './native/load-cuda.js';
 import { packageRoot } from './native/package-root.js';
 
 export type { BackendOptions, ResolvedBackendOptions };
@@ -45,21 +47,18 @@ export interface BackendInfo {
   platform: string;
 }
 
-/** Files a GPU backend would load from; none of them ship yet, so auto says so. */
-function gpuBinaryCandidates(name: 'cuda' | 'cann'): string[] {
+/** Files the CANN backend would load from; none ship yet, so auto says so. */
+function cannUnavailableReason(): string {
   const { root } = packageRoot();
-  return [
-    path.join(root, `build-${name}`, 'Release', 'latentkv.node'),
-    path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, `latentkv-${name}.node`),
+  const candidates = [
+    path.join(root, 'build-cann', 'Release', 'latentkv.node'),
+    path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'latentkv-cann.node'),
   ];
-}
-
-function gpuUnavailableReason(name: 'cuda' | 'cann'): string {
-  const found = gpuBinaryCandidates(name).filter((f) => existsSync(f));
+  const found = candidates.filter((f) => existsSync(f));
   if (found.length === 0) {
-    return `no ${name} binary in this installation (looked for ${gpuBinaryCandidates(name).join(', ')}; build one with npm run build:${name})`;
+    return `no cann binary in this installation (looked for ${candidates.join(', ')}; build one with npm run build:cann)`;
   }
-  return `the ${name} backend is not implemented in this version (found ${found.join(', ')} but it is not loadable yet)`;
+  return `the cann backend is not implemented in this version (found ${found.join(', ')} but it is not loadable yet)`;
 }
 
 export class Backend {
@@ -186,27 +185,42 @@ export class Backend {
 export function createBackend(options: BackendOptions = {}): Backend {
   const resolved = resolveBackendOptions(options);
   const skipped: { backend: string; reason: string }[] = [];
-  if (resolved.backend === 'cuda' || resolved.backend === 'cann') {
+  if (resolved.backend === 'cann') {
     throw new BackendUnavailableError(
-      `LATENTKV_BACKEND/backend '${resolved.backend}' cannot be used: ${gpuUnavailableReason(resolved.backend)}. ` +
-        "Use 'cpu' or 'auto'.",
+      `LATENTKV_BACKEND/backend 'cann' cannot be used: ${cannUnavailableReason()}. Use 'cpu' or 'auto'.`,
     );
   }
-  if (resolved.backend === 'auto') {
-    for (const name of ['cuda', 'cann'] as const)
-      skipped.push({ backend: name, reason: gpuUnavailableReason(name) });
+  let chosen: { name: 'cpu' | 'cuda'; binding: NativeBinding; path: string } | undefined;
+  if (resolved.backend === 'cuda' || resolved.backend === 'auto') {
+    // The CUDA addon is its own file, loaded by explicit path after a child-process probe.
+    const cuda = loadCudaBinding();
+    if (cuda.ok) {
+      chosen = { name: 'cuda', binding: cuda.binding, path: cuda.path };
+    } else if (resolved.backend === 'cuda') {
+      throw new BackendUnavailableError(
+        `LATENTKV_BACKEND/backend 'cuda' cannot be used: ${cuda.reason}. Use 'cpu' or 'auto'.`,
+      );
+    } else {
+      skipped.push({ backend: 'cuda', reason: cuda.reason });
+    }
   }
-  const { binding, path: binaryPath } = loadCpuBinding();
+  if (!chosen && resolved.backend === 'auto')
+    skipped.push({ backend: 'cann', reason: cannUnavailableReason() });
+  if (!chosen) {
+    const cpu = loadCpuBinding();
+    chosen = { name: 'cpu', binding: cpu.binding, path: cpu.path };
+  }
+  const { binding, path: binaryPath } = chosen;
   let native: NativeBackend;
   try {
-    native = new binding.NativeBackend('cpu', CPU_ISA_CODE[resolved.cpuIsa], resolved.threads);
+    native = new binding.NativeBackend(chosen.name, CPU_ISA_CODE[resolved.cpuIsa], resolved.threads);
   } catch (e) {
     throw fromNativeError(e);
   }
   const n = native.info();
   const build = binding.buildInfo();
   const info: BackendInfo = {
-    backend: 'cpu',
+    backend: chosen.name,
     requested: `${resolved.backend} (${resolved.source.backend})`,
     skipped,
     cpuIsa: isaFromCode(n.cpuIsa),

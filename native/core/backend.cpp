@@ -7,11 +7,28 @@
 #include "error.h"
 #include "latentkv.h"
 #include "validate.h"
+#ifdef LKV_WITH_CUDA
+#include "../cuda/cuda-backend.h"
+#endif
 
 struct lkv_backend {
   const lkv_backend_vtable* vtable;
   void* ctx;
+  // Device-memory backends (cuda) validate inside their entries: the dispatcher's checks read
+  // block tables and slot mappings, which may be device pointers there.
+  bool validates_itself;
 };
+
+namespace {
+
+// The dispatcher's own contract check, skipped for backends that validate themselves.
+template <typename Params>
+lkv_status dispatch_validate(const lkv_backend* backend, const Params& p, lkv_error* err) {
+  if (backend->validates_itself) return LKV_OK;
+  return lkv::validate(p, err);
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -27,9 +44,23 @@ lkv_status lkv_backend_create(const char* name, const lkv_backend_options* optio
   lkv_status s;
   if (std::strcmp(n, "cpu") == 0) {
     s = lkv::cpu::create_cpu_backend(opts, &vtable, &ctx, err);
-  } else if (std::strcmp(n, "cuda") == 0 || std::strcmp(n, "cann") == 0) {
+  } else if (std::strcmp(n, "cuda") == 0) {
+#ifdef LKV_WITH_CUDA
+    s = lkv::cuda::create_cuda_backend(opts, &vtable, &ctx, err);
+#else
     return lkv::fail(err, LKV_ERR_BACKEND_UNAVAILABLE,
-                     "backend '%s' is not compiled into this library (it has: cpu)", n);
+                     "backend 'cuda' is not compiled into this library (it has: cpu); build the CUDA "
+                     "addon with npm run build:cuda or cmake -DLATENTKV_CUDA=ON");
+#endif
+  } else if (std::strcmp(n, "cann") == 0) {
+    return lkv::fail(err, LKV_ERR_BACKEND_UNAVAILABLE,
+                     "backend '%s' is not compiled into this library (it has: %s)", n,
+#ifdef LKV_WITH_CUDA
+                     "cpu, cuda"
+#else
+                     "cpu"
+#endif
+    );
   } else {
     return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT,
                      "unknown backend '%s'; valid names are cpu, cuda, cann", n);
@@ -40,7 +71,7 @@ lkv_status lkv_backend_create(const char* name, const lkv_backend_options* optio
     return lkv::fail(err, LKV_ERR_INTERNAL, "backend '%s' was built for API %d, expected %d", n,
                      vtable->api_version, LKV_API_VERSION);
   }
-  auto* b = new (std::nothrow) lkv_backend{vtable, ctx};
+  auto* b = new (std::nothrow) lkv_backend{vtable, ctx, std::strcmp(n, "cuda") == 0};
   if (!b) {
     vtable->destroy(ctx);
     return lkv::fail(err, LKV_ERR_OUT_OF_MEMORY, "could not allocate the backend handle");
@@ -62,7 +93,7 @@ lkv_status lkv_backend_get_info(const lkv_backend* backend, lkv_backend_info* ou
 
 lkv_status lkv_mla_decode(lkv_backend* backend, const lkv_mla_decode_params* p, lkv_error* err) {
   if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
-  const lkv_status s = lkv::validate(*p, err);
+  const lkv_status s = dispatch_validate(backend, *p, err);
   if (s != LKV_OK) return s;
   if (!backend->vtable->mla_decode) {
     return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no mla_decode", backend->vtable->name);
@@ -73,7 +104,7 @@ lkv_status lkv_mla_decode(lkv_backend* backend, const lkv_mla_decode_params* p, 
 lkv_status lkv_mla_project_append(lkv_backend* backend, const lkv_mla_project_append_params* p,
                                   lkv_error* err) {
   if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
-  const lkv_status s = lkv::validate(*p, err);
+  const lkv_status s = dispatch_validate(backend, *p, err);
   if (s != LKV_OK) return s;
   if (p->num_tokens == 0) return lkv::ok(err);
   if (!backend->vtable->mla_project_append) {
@@ -85,7 +116,7 @@ lkv_status lkv_mla_project_append(lkv_backend* backend, const lkv_mla_project_ap
 
 lkv_status lkv_gqa_decode(lkv_backend* backend, const lkv_gqa_decode_params* p, lkv_error* err) {
   if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
-  const lkv_status s = lkv::validate(*p, err);
+  const lkv_status s = dispatch_validate(backend, *p, err);
   if (s != LKV_OK) return s;
   if (!backend->vtable->gqa_decode) {
     return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no gqa_decode", backend->vtable->name);
@@ -95,7 +126,7 @@ lkv_status lkv_gqa_decode(lkv_backend* backend, const lkv_gqa_decode_params* p, 
 
 lkv_status lkv_gqa_append(lkv_backend* backend, const lkv_gqa_append_params* p, lkv_error* err) {
   if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
-  const lkv_status s = lkv::validate(*p, err);
+  const lkv_status s = dispatch_validate(backend, *p, err);
   if (s != LKV_OK) return s;
   if (p->num_tokens == 0) return lkv::ok(err);
   if (!backend->vtable->gqa_append) {
@@ -107,7 +138,7 @@ lkv_status lkv_gqa_append(lkv_backend* backend, const lkv_gqa_append_params* p, 
 lkv_status lkv_mla_decode_layer(lkv_backend* backend, const lkv_mla_decode_layer_params* p,
                                 lkv_error* err) {
   if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
-  const lkv_status s = lkv::validate(*p, err);
+  const lkv_status s = dispatch_validate(backend, *p, err);
   if (s != LKV_OK) return s;
   if (!backend->vtable->mla_decode_layer) {
     return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no mla_decode_layer",
