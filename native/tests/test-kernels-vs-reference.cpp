@@ -56,6 +56,8 @@ std::vector<DecodeShape> decode_grid() {
     grid.push_back({2, 2, 8, 24, 4, 4, 1, d, {9, 17}});       // MHA2MLA rope heads
     grid.push_back({1, 1, 128, 64, 16, 1, 128, d, {1000}});
     grid.push_back({2, 1, 3, 17, 0, 1, 5, d, {11, 0}});       // no rope part
+    grid.push_back({1, 1, 32, 80, 8, 1, 32, d, {300}});       // 2 m-vectors, P.C tail rows
+    grid.push_back({1, 2, 8, 104, 8, 1, 16, d, {260}});       // R = 3 x 32 + 8, Sq x H = 16
   }
   return grid;
 }
@@ -115,6 +117,8 @@ TEST(project_append_simd_matches_reference) {
       grid.push_back({5, 96, 64, 16, 1, 4, cd, wd, true, LKV_ROPE_INTERLEAVED});
       grid.push_back({7, 33, 17, 6, 3, 3, cd, wd, false, LKV_ROPE_HALF_SPLIT});
       grid.push_back({1, 512, 128, 32, 1, 16, cd, wd, true, LKV_ROPE_HALF_SPLIT});
+      grid.push_back({1, 100, 40, 6, 1, 8, cd, wd, true, LKV_ROPE_INTERLEAVED});  // 1 token, E tail, 46 rows
+      grid.push_back({2, 1100, 24, 8, 1, 8, cd, wd, true, LKV_ROPE_INTERLEAVED});  // 2 tokens, 3 E chunks
     }
   }
   Backend ref(LKV_CPU_ISA_SCALAR, 1);
