@@ -12,6 +12,14 @@ export {
 } from './backend.js';
 export { type ResolvedBackendOptions, resolveBackendOptions } from './backend-options.js';
 export {
+  type ScoredCandidate,
+  type ShapeCandidate,
+  type ShapeSearchOptions,
+  type ShapeSearchResult,
+  searchShape,
+  shapeCandidates,
+} from './convert/auto-shape.js';
+export {
   type CalibrationStats,
   calibrate,
   mergeCalibration,
@@ -26,7 +34,12 @@ export {
   type ConvertOptions,
   convertToMla,
 } from './convert/convert.js';
-export { readMlaCheckpoint, type WriteMlaOptions, writeMlaCheckpoint } from './convert/export.js';
+export {
+  isLatentkvCheckpoint,
+  readMlaCheckpoint,
+  type WriteMlaOptions,
+  writeMlaCheckpoint,
+} from './convert/export.js';
 export type { Decomposition } from './convert/mla-builder.js';
 export { ConversionAbortedError, type ConvertProgress } from './convert/progress.js';
 export {
@@ -127,6 +140,8 @@ export {
 } from './runtime/load-model.js';
 export { MlaModel, type MlaModelOptions } from './runtime/mla-model.js';
 export type { CausalLanguageModel, ForwardOptions, ForwardRequest, RuntimeOptions } from './runtime/model.js';
+export { HfTokenizer, loadHfTokenizer } from './tokenizers/hf-tokenizer.js';
+export type { TextTokenizer } from './tokenizers/tokenizer.js';
 export {
   benchTpla,
   formatTplaBench,

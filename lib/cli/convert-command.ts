@@ -1,11 +1,12 @@
 /**
- * `latentkv convert <in> <out> --method transmla|mha2mla ...`: converts a llama2.c checkpoint (or
- * the embedded `stories15M`) to an MLA model in the DeepSeek-V3 layout. Progress goes to stderr per
+ * `latentkv convert <in> <out> --method transmla|mha2mla ...`: converts a llama2.c checkpoint, a
+ * Hugging Face Llama-family folder (config.json + safetensors) or the embedded `stories15M` to an MLA model in the DeepSeek-V3 layout. Progress goes to stderr per
  * layer and step; Ctrl-C stops it and leaves no half-written output.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { searchShape } from '../convert/auto-shape.js';
 import { calibrate, sampleSequences, textCalibrationSequences } from '../convert/calibration.js';
 import { type ConvertOptions, convertToMla } from '../convert/convert.js';
 import { writeMlaCheckpoint } from '../convert/export.js';
@@ -13,12 +14,14 @@ import type { Decomposition } from '../convert/mla-builder.js';
 import { ConversionAbortedError } from '../convert/progress.js';
 import type { PartialRopeStrategy, RopeAllocation, RopeFrequencies } from '../convert/rope-split.js';
 import { InvalidArgumentError } from '../errors.js';
+import { loadHfModel } from '../loaders/hf-model.js';
+import type { LlamaCheckpoint } from '../model/llama-weights.js';
 import { loadLlama2cCheckpoint } from '../model/llama2c.js';
 import { loadLlama2cTokenizer } from '../model/llama2c-tokenizer.js';
 import { ensureStories15M } from '../model/stories15m.js';
 import { intFlag, parseArgs } from './args.js';
 
-export const CONVERT_USAGE = `usage: latentkv convert <in.bin|stories15M> <out-dir> [options]
+export const CONVERT_USAGE = `usage: latentkv convert <in.bin|hf-folder|stories15M> <out-dir> [options]
   --method transmla|mha2mla     default transmla
   --kv-budget F                 cache size as a fraction of the original (default 0.3125)
   --kv-lora-rank N              latent width R (overrides the budget)
@@ -36,6 +39,8 @@ export const CONVERT_USAGE = `usage: latentkv convert <in.bin|stories15M> <out-d
   --calib-samples N             calibration samples (default 128)
   --calib-length N              tokens per sample (default 256, at most the model's context)
   --seed N                      calibration seed (default 42)
+  --auto-shape                  TransMLA: search (d_R, ff, R) for the budget on the calibration
+                                sequences (3/4 fit, 1/4 scored by KL); overrides --allocation/--rope-dim/--freqfold/--kv-lora-rank
   --overwrite                   replace an existing output folder
 Without --calib/--calib-tokens, calibration samples sequences from the model itself.`;
 
@@ -58,6 +63,7 @@ const KNOWN = {
   'calib-length': 'value',
   seed: 'value',
   overwrite: 'flag',
+  'auto-shape': 'flag',
   help: 'flag',
 } as const;
 
@@ -148,7 +154,20 @@ export async function convertCommand(argv: string[], signal?: AbortSignal): Prom
     tokenizerPath ??= existsSync(join(dirname(modelPath), 'tokenizer.bin'))
       ? join(dirname(modelPath), 'tokenizer.bin')
       : undefined;
-    const model = await loadLlama2cCheckpoint(modelPath);
+    let model: LlamaCheckpoint;
+    if (existsSync(modelPath) && statSync(modelPath).isDirectory()) {
+      log(`reading ${modelPath}`);
+      const hf = await loadHfModel(modelPath);
+      if (hf.kind !== 'gqa') throw new InvalidArgumentError(`${modelPath} is already an MLA checkpoint`);
+      if (hf.ropeScaling !== undefined) {
+        throw new InvalidArgumentError(
+          `${modelPath}: rope_scaling (${hf.ropeScaling.type}) is not supported by the converter yet`,
+        );
+      }
+      model = hf.checkpoint;
+    } else {
+      model = await loadLlama2cCheckpoint(modelPath);
+    }
     const count = intFlag(args, 'calib-samples', 128, 1);
     const length = Math.min(intFlag(args, 'calib-length', 256, 2), model.config.seqLen);
     const seed = intFlag(args, 'seed', 42, 0);
@@ -156,12 +175,14 @@ export async function convertCommand(argv: string[], signal?: AbortSignal): Prom
     const calibTokens = args.flags.get('calib-tokens') as string | undefined;
     const calibProgress = (done: number, total: number): void => log(`calibration ${done}/${total}`);
     let stats: ConvertOptions['calibration'];
+    let calibSequences: number[][] = [];
     if (calibTokens !== undefined) {
       const sequences = (await readFile(calibTokens, 'utf8'))
         .split('\n')
         .map((line) => line.trim())
         .filter((line) => line.length > 0)
         .map((line) => line.split(/[\s,]+/).map(Number));
+      calibSequences = sequences;
       stats = {
         stats: calibrate(model, sequences, { signal: controller.signal, onSequence: calibProgress }),
       };
@@ -174,20 +195,41 @@ export async function convertCommand(argv: string[], signal?: AbortSignal): Prom
         length,
         seed,
       });
+      calibSequences = sequences;
       stats = {
         stats: calibrate(model, sequences, { signal: controller.signal, onSequence: calibProgress }),
       };
     } else {
       log(`calibration: sampling ${count} x ${length} tokens from the model (seed ${seed})`);
-      stats = {
-        stats: sampleSequences(model, {
-          count,
-          length,
-          seed,
-          signal: controller.signal,
-          onSequence: calibProgress,
-        }).stats,
-      };
+      const sampled = sampleSequences(model, {
+        count,
+        length,
+        seed,
+        signal: controller.signal,
+        onSequence: calibProgress,
+      });
+      calibSequences = sampled.sequences;
+      stats = { stats: sampled.stats };
+    }
+    if (args.flags.has('auto-shape')) {
+      const search = await searchShape(model, calibSequences, {
+        kvBudget: options.kvBudget ?? 0.3125,
+        allocations: ['rotation', 'uniform'],
+        base: { decomposition: options.decomposition, bkv: options.bkv, qLoraRank: options.qLoraRank },
+        signal: controller.signal,
+        onProgress: (event) => log(event.message),
+      });
+      const b = search.best;
+      log(
+        `shape search: ${b.allocation} R=${b.kvLoraRank} dR=${b.ropeDim} ff=${b.freqfold} (held-out calibration KL ${b.meanKl.toFixed(4)})`,
+      );
+      Object.assign(options, {
+        method: 'transmla',
+        allocation: b.allocation,
+        ropeDim: b.ropeDim,
+        freqfold: b.freqfold,
+        kvLoraRank: b.kvLoraRank,
+      });
     }
     const result = await convertToMla(model, {
       ...options,

@@ -32,7 +32,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const tokensPath = stringFlag(args, 'tokens');
   if (spec === undefined || extra.length > 0 || (textPath === undefined) === (tokensPath === undefined)) {
     throw new InvalidArgumentError(
-      'usage: latentkv eval <model> [--reference <model>] (--text FILE | --tokens FILE) [--window N] [--max-tokens N] [--cache-dtype D] [--mla] [--json]',
+      'usage: latentkv eval <model> [--reference <model>] (--text FILE | --tokens FILE) [--tokenizer tokenizer.bin|tokenizer.json] [--window N] [--max-tokens N] [--cache-dtype D] [--mla] [--json]',
     );
   }
   const tokenizerPath = stringFlag(args, 'tokenizer');

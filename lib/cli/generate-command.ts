@@ -5,10 +5,10 @@
  * side at contexts 32, 128 and 256.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { BOS_TOKEN, EOS_TOKEN } from '../model/llama2c-tokenizer.js';
 import { benchDecode, formatBenchTable } from '../runtime/bench.js';
 import { generate } from '../runtime/generate.js';
 import { createRuntime, resolveModel, resolveTokenizer } from '../runtime/load-model.js';
+import { stopTokensOf } from '../tokenizers/tokenizer.js';
 import { intFlag, type ParsedArgs, parseArgs } from './args.js';
 
 export function numberFlag(args: ParsedArgs, name: string, fallback: number): number {
@@ -48,7 +48,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const [spec, ...extra] = args.positionals;
   if (spec === undefined || extra.length > 0) {
     throw new InvalidArgumentError(
-      'usage: latentkv generate <model.bin | hf-folder | stories15M> --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--cache-dtype f32|f16|bf16|...] [--mla] [--bench]',
+      'usage: latentkv generate <model.bin | hf-folder | stories15M> --prompt TEXT [--tokenizer tokenizer.bin|tokenizer.json] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--cache-dtype f32|f16|bf16|...] [--mla] [--bench]',
     );
   }
   const tokenizerPath = stringFlag(args, 'tokenizer');
@@ -92,6 +92,16 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const tokenizer = await resolveTokenizer(resolved, { onProgress: progress });
   const model = createRuntime(resolved.loaded, { ...runtimeOptions, mla: args.flags.has('mla') });
   const promptTokens = tokenizer.encode(prompt);
+  if (promptTokens.length === 0) {
+    // No BOS (Qwen2-style tokenizers) and no text: start from the end-of-text token.
+    const start = tokenizer.startToken;
+    if (start === undefined || start === null) {
+      throw new InvalidArgumentError(
+        'empty prompt and the tokenizer names no BOS or EOS token to start from; give --prompt TEXT',
+      );
+    }
+    promptTokens.push(start);
+  }
   const maxTokens = intFlag(args, 'max-tokens', 256, 0);
   const topK = intFlag(args, 'top-k', 0, 0);
   const seed = intFlag(args, 'seed', Date.now() % 2 ** 31, 0);
@@ -103,7 +113,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     topK,
     topP: numberFlag(args, 'top-p', 0.9),
     seed,
-    stopTokens: [BOS_TOKEN, EOS_TOKEN],
+    stopTokens: stopTokensOf(tokenizer),
     onToken: (token) => {
       process.stdout.write(tokenizer.decodeToken(previous, token));
       previous = token;

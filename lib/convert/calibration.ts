@@ -14,6 +14,9 @@
 import type { LlamaCheckpoint } from '../model/llama-weights.js';
 import { BOS_TOKEN, type Llama2cTokenizer } from '../model/llama2c-tokenizer.js';
 import { createSampler } from '../model/sampling.js';
+import { GqaModel } from '../runtime/gqa-model.js';
+import { linear } from '../runtime/linear.js';
+import type { AttentionBatch } from '../runtime/model.js';
 import { throwIfAborted } from './progress.js';
 
 export interface LayerCalibration {
@@ -33,6 +36,14 @@ export interface CalibrationStats {
 
 export interface CalibrateOptions {
   signal?: AbortSignal;
+  /**
+   * 'runtime' (default): the kernel-based GqaModel (float32 activations, native attention), with
+   * the statistics accumulated in float64 from its attention inputs; 'reference': the float64
+   * TypeScript forward below (slower; for cross-checks).
+   */
+  engine?: 'runtime' | 'reference';
+  /** Sequences per runtime forward call (same length ones are batched; default 8). */
+  batch?: number;
   /** Called after each sequence with (done, total). */
   onSequence?: (done: number, total: number) => void;
 }
@@ -240,6 +251,138 @@ function rope(
   }
 }
 
+/** Adds rows^T rows (rows [n, E], float32) into the upper triangle of gram [E, E] (float64). */
+function accumulateGram(gram: Float64Array, rows: Float32Array, n: number, E: number): void {
+  // Four gram rows per pass over the tokens, so each token row is loaded once per four.
+  const c0 = new Float64Array(E);
+  const c1 = new Float64Array(E);
+  const c2 = new Float64Array(E);
+  const c3 = new Float64Array(E);
+  for (let a = 0; a < E; a += 4) {
+    c0.fill(0);
+    c1.fill(0);
+    c2.fill(0);
+    c3.fill(0);
+    for (let t = 0; t < n; t++) {
+      const base = t * E;
+      const x0 = rows[base + a]!;
+      const x1 = a + 1 < E ? rows[base + a + 1]! : 0;
+      const x2 = a + 2 < E ? rows[base + a + 2]! : 0;
+      const x3 = a + 3 < E ? rows[base + a + 3]! : 0;
+      for (let j = a; j < E; j++) {
+        const r = rows[base + j]!;
+        c0[j] = c0[j]! + x0 * r;
+        c1[j] = c1[j]! + x1 * r;
+        c2[j] = c2[j]! + x2 * r;
+        c3[j] = c3[j]! + x3 * r;
+      }
+    }
+    const cols = [c0, c1, c2, c3];
+    for (let k = 0; k < 4 && a + k < E; k++) {
+      const row = (a + k) * E;
+      const c = cols[k]!;
+      for (let j = a + k; j < E; j++) gram[row + j] = gram[row + j]! + c[j]!;
+    }
+  }
+}
+
+/** GqaModel that records every layer's attention input into calibration statistics. */
+class RecordingGqaModel extends GqaModel {
+  readonly stats: CalibrationStats;
+  readonly #source: LlamaCheckpoint;
+  recording = true;
+
+  constructor(checkpoint: LlamaCheckpoint, maxSeqLen: number) {
+    super(checkpoint, { maxSeqLen });
+    this.#source = checkpoint;
+    const { dim: E, nHeads: H, nKvHeads: g, headDim: hd, nLayers } = checkpoint.config;
+    this.stats = {
+      layers: Array.from({ length: nLayers }, () => ({
+        gram: new Float64Array(E * E),
+        qPairNorm: new Float64Array((H * hd) / 2),
+        kPairNorm: new Float64Array((g * hd) / 2),
+      })),
+      tokenCount: 0,
+      sequenceCount: 0,
+    };
+  }
+
+  protected override attention(l: number, normed: Float32Array, batch: AttentionBatch): Float32Array {
+    if (this.recording) this.#record(l, normed, batch.rows);
+    return super.attention(l, normed, batch);
+  }
+
+  #record(l: number, normed: Float32Array, rows: number): void {
+    const { dim: E, nHeads: H, nKvHeads: g, headDim: hd, ropeStyle } = this.#source.config;
+    const layer = this.#source.weights.layers[l]!;
+    const st = this.stats.layers[l]!;
+    accumulateGram(st.gram, normed, rows, E);
+    const pairs = hd / 2;
+    const q = new Float32Array(rows * H * hd);
+    const k = new Float32Array(rows * g * hd);
+    linear(q, normed, layer.wq, rows, H * hd, E, layer.bq);
+    linear(k, normed, layer.wk, rows, g * hd, E, layer.bk);
+    const addNorms = (out: Float64Array, v: Float32Array, heads: number): void => {
+      for (let t = 0; t < rows; t++) {
+        for (let h = 0; h < heads; h++) {
+          const base = (t * heads + h) * hd;
+          for (let j = 0; j < pairs; j++) {
+            const [a, b] = pairDims(ropeStyle, hd, j);
+            out[h * pairs + j] = out[h * pairs + j]! + Math.hypot(v[base + a]!, v[base + b]!);
+          }
+        }
+      }
+    };
+    addNorms(st.qPairNorm, q, H);
+    addNorms(st.kPairNorm, k, g);
+  }
+}
+
+function finishStats(stats: CalibrationStats, E: number): CalibrationStats {
+  for (const st of stats.layers) {
+    for (let i = 0; i < E; i++) for (let j = 0; j < i; j++) st.gram[i * E + j] = st.gram[j * E + i]!;
+  }
+  return stats;
+}
+
+function calibrateWithRuntime(
+  checkpoint: LlamaCheckpoint,
+  sequences: readonly (readonly number[])[],
+  longest: number,
+  options: CalibrateOptions,
+): CalibrationStats {
+  const model = new RecordingGqaModel(checkpoint, longest);
+  try {
+    const perCall = Math.max(1, options.batch ?? 8);
+    let done = 0;
+    for (let start = 0; start < sequences.length; start += perCall) {
+      throwIfAborted(options.signal);
+      const chunk = sequences.slice(start, start + perCall);
+      for (const seq of chunk) {
+        for (const token of seq) {
+          if (!(Number.isInteger(token) && token >= 0 && token < checkpoint.config.vocabSize)) {
+            throw new RangeError(`calibration token ${token} is outside the vocabulary`);
+          }
+        }
+      }
+      const ids = chunk.map(() => model.createSequence());
+      try {
+        model.forward(chunk.map((tokens, i) => ({ seqId: ids[i]!, tokens })));
+      } finally {
+        for (const id of ids) model.freeSequence(id);
+      }
+      for (const seq of chunk) {
+        model.stats.tokenCount += seq.length;
+        model.stats.sequenceCount++;
+        options.onSequence?.(++done, sequences.length);
+      }
+    }
+    return finishStats(model.stats, checkpoint.config.dim);
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Runs the original model over `sequences` and returns the per-layer statistics. */
 export function calibrate(
   checkpoint: LlamaCheckpoint,
@@ -252,6 +395,9 @@ export function calibrate(
     throw new RangeError(
       `calibration sequences of ${longest} tokens exceed the model's context of ${checkpoint.config.seqLen}`,
     );
+  }
+  if ((options.engine ?? 'runtime') === 'runtime') {
+    return calibrateWithRuntime(checkpoint, sequences, Math.max(1, longest), options);
   }
   const forward = new CalibrationForward(checkpoint, Math.max(1, longest));
   sequences.forEach((seq, i) => {

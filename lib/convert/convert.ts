@@ -331,7 +331,11 @@ export async function convertToMla(
     const source = layerSource(layer, config, l);
     const calib: LayerCalibration | null = stats?.layers[l] ?? null;
     const gram = calib?.gram ?? identityGram();
-    const factor = calib === null ? undefined : gramFactor(calib, E);
+    // The [E, E] factor only pays off where a PCA has more rows than E (principalComponents works
+    // in the smaller space then); computing it costs a float64 eigendecomposition of size E.
+    const pcaRows = 2 * g * hd; // upper bound of the [K_nope ; V] rows
+    const needsFactor = pcaRows > E || (qLoraRank !== null && H * hd > E);
+    const factor = calib === null || !needsFactor ? undefined : gramFactor(calib, E);
     const step = (name: string, message: string): void =>
       progress({ stage: 'layer', layer: l, layers: nLayers, step: name, fraction: l / nLayers, message });
 

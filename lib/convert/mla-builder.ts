@@ -9,7 +9,7 @@
  */
 import { eigh } from '../linalg/eigh.js';
 import { congruence, matMul, type ReadMatrix } from '../linalg/matrix.js';
-import { principalComponents, svd } from '../linalg/svd.js';
+import { principalComponents, principalComponentsOfMoment, svd } from '../linalg/svd.js';
 
 /** How [K_nope ; V] becomes the latent. */
 export type Decomposition =
@@ -184,10 +184,44 @@ export function decompose(
 
   switch (options.decomposition) {
     case 'pca': {
-      const alpha = options.bkv ? bkvRatio(kRows, vRows, nK, nV, gram, E) : 1;
-      const scaledK = kRows.map((v) => v / alpha);
-      const m = stack(scaledK, vRows);
-      const pcs = principalComponents(m, gram, n, E, r, factor);
+      let alpha: number;
+      let m: Float64Array;
+      let pcs: ReturnType<typeof principalComponents>;
+      if (factor === undefined || n <= E) {
+        // One second moment S of [K_nope ; V] serves BKV (its diagonal) and the PCA (BKV scales
+        // the K rows and columns by 1/alpha), instead of forming W C W^T twice.
+        const moment = congruence(stack(Float64Array.from(kRows), vRows), gram, n, E);
+        alpha = 1;
+        if (options.bkv && nK > 0) {
+          const meanNorm = (from: number, to: number): number => {
+            let sum = 0;
+            for (let i = from; i < to; i++) sum += Math.sqrt(Math.max(0, moment[i * n + i]!));
+            return sum / (to - from);
+          };
+          const k = meanNorm(0, nK);
+          const v = meanNorm(nK, n);
+          alpha = v > 0 && k > 0 ? k / v : 1;
+        }
+        if (alpha !== 1) {
+          for (let i = 0; i < n; i++) {
+            const si = i < nK ? 1 / alpha : 1;
+            for (let j = 0; j < n; j++)
+              moment[i * n + j] = moment[i * n + j]! * si * (j < nK ? 1 / alpha : 1);
+          }
+        }
+        m = stack(
+          kRows.map((v) => v / alpha),
+          vRows,
+        );
+        pcs = principalComponentsOfMoment(moment, n, r);
+      } else {
+        alpha = options.bkv ? bkvRatio(kRows, vRows, nK, nV, gram, E) : 1;
+        m = stack(
+          kRows.map((v) => v / alpha),
+          vRows,
+        );
+        pcs = principalComponents(m, gram, n, E, r, factor);
+      }
       const latentRows = matMulTransposedBasis(pcs.basis, m, n, r, E);
       for (let i = 0; i < nK; i++)
         for (let j = 0; j < r; j++) kRecon[i * r + j] = alpha * pcs.basis[i * r + j]!;

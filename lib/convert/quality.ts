@@ -1,7 +1,9 @@
 /**
  * Quality of a converted model against its original on held-out tokens: perplexity of both, mean
  * KL(P_original || P_converted) of the next-token distributions and top-1 agreement. Windows of at
- * most the model's context run from an empty cache, as evaluate.ts's perplexity does.
+ * most the model's context run from an empty cache, as evaluate.ts's perplexity does. By default
+ * the logits come from the kernel-based runtimes (GqaModel / MlaModel, float32, native attention);
+ * `engine: 'reference'` uses the TypeScript reference forwards instead.
  */
 import { compareDistributions, perplexityFromLogits } from '../model/evaluate.js';
 import type { Precision } from '../model/forward-ops.js';
@@ -9,6 +11,10 @@ import { forwardSequence } from '../model/llama-forward.js';
 import type { LlamaCheckpoint, LlamaConfig } from '../model/llama-weights.js';
 import { forwardMlaSequence } from '../model/mla-forward.js';
 import { type MlaCheckpoint, type MlaConfig, mlaCacheValuesPerToken } from '../model/mla-weights.js';
+import { sequenceLogits } from '../runtime/evaluate.js';
+import { GqaModel } from '../runtime/gqa-model.js';
+import { MlaModel } from '../runtime/mla-model.js';
+import type { CausalLanguageModel } from '../runtime/model.js';
 import { throwIfAborted } from './progress.js';
 
 export type Logits = ArrayLike<number>;
@@ -27,7 +33,9 @@ export interface ReferenceRun {
 }
 
 export interface EvaluateOptions {
-  /** Default 'f32' (llama2.c's precision, about twice as fast as 'f64'). */
+  /** 'runtime' (default): the kernel-based runtimes; 'reference': the TypeScript forwards. */
+  engine?: 'runtime' | 'reference';
+  /** Reference engine only. Default 'f32' (llama2.c's precision, about twice as fast as 'f64'). */
   precision?: Precision;
   signal?: AbortSignal;
 }
@@ -43,16 +51,38 @@ function pplOf(sequences: number[][], logits: Logits[][]): number {
   return Math.exp(nll / count);
 }
 
+/** Logits of every sequence through a runtime, which is disposed afterwards. */
+function runtimeLogits(
+  model: CausalLanguageModel,
+  sequences: readonly (readonly number[])[],
+  signal?: AbortSignal,
+): Float32Array[][] {
+  try {
+    return sequences.map((seq) => {
+      throwIfAborted(signal);
+      return sequenceLogits(model, seq);
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Runs the original model once; reuse the result for every converted model. */
 export function runReference(
   original: LlamaCheckpoint,
   sequences: number[][],
   options: EvaluateOptions = {},
 ): ReferenceRun {
-  const logits = sequences.map((seq) => {
-    throwIfAborted(options.signal);
-    return forwardSequence(original.weights, original.config, seq, { precision: options.precision ?? 'f32' });
-  });
+  const longest = Math.max(1, ...sequences.map((s) => s.length));
+  const logits =
+    (options.engine ?? 'runtime') === 'runtime'
+      ? runtimeLogits(new GqaModel(original, { maxSeqLen: longest }), sequences, options.signal)
+      : sequences.map((seq) => {
+          throwIfAborted(options.signal);
+          return forwardSequence(original.weights, original.config, seq, {
+            precision: options.precision ?? 'f32',
+          });
+        });
   return { sequences, logits, perplexity: pplOf(sequences, logits) };
 }
 
@@ -69,13 +99,17 @@ export function evaluateConverted(
   converted: MlaCheckpoint,
   options: EvaluateOptions = {},
 ): QualityResult {
-  const logits = reference.sequences.map((seq) => {
-    throwIfAborted(options.signal);
-    return forwardMlaSequence(converted.weights, converted.config, seq, {
-      precision: options.precision ?? 'f32',
-      form: 'absorbed',
-    });
-  });
+  const longest = Math.max(1, ...reference.sequences.map((s) => s.length));
+  const logits =
+    (options.engine ?? 'runtime') === 'runtime'
+      ? runtimeLogits(new MlaModel(converted, { maxSeqLen: longest }), reference.sequences, options.signal)
+      : reference.sequences.map((seq) => {
+          throwIfAborted(options.signal);
+          return forwardMlaSequence(converted.weights, converted.config, seq, {
+            precision: options.precision ?? 'f32',
+            form: 'absorbed',
+          });
+        });
   // Positions that predict a token (the last row of each window predicts nothing inside it).
   const refRows = reference.logits.flatMap((rows, i) => rows.slice(0, reference.sequences[i]!.length - 1));
   const modelRows = logits.flatMap((rows, i) => rows.slice(0, reference.sequences[i]!.length - 1));

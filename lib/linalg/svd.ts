@@ -104,15 +104,7 @@ export function principalComponents(
   const basis = new Float64Array(rows * rank);
   const values = new Float64Array(rank);
   if (factor === undefined || rows <= cols) {
-    const s = congruence(m, c, rows, cols);
-    let total = 0;
-    for (let i = 0; i < rows; i++) total += s[i * rows + i]!;
-    const eig = eigh(s, rows);
-    for (let j = 0; j < rank; j++) {
-      values[j] = eig.values[j]!;
-      for (let i = 0; i < rows; i++) basis[i * rank + j] = eig.vectors[i * rows + j]!;
-    }
-    return { basis, values, total, rank };
+    return principalComponentsOfMoment(congruence(m, c, rows, cols), rows, rank);
   }
   const b = matMul(m, factor, rows, cols, cols);
   const { u, s } = svd(b, rows, cols, Math.min(rank, cols));
@@ -122,6 +114,23 @@ export function principalComponents(
   for (let j = 0; j < k; j++) {
     values[j] = s[j]! * s[j]!;
     for (let i = 0; i < rows; i++) basis[i * rank + j] = u[i * k + j]!;
+  }
+  return { basis, values, total, rank };
+}
+
+/** Leading eigenvectors of a second-moment matrix S [rows, rows] that is already formed. */
+export function principalComponentsOfMoment(s: ReadMatrix, rows: number, rank: number): PrincipalComponents {
+  if (!(Number.isInteger(rank) && rank >= 0 && rank <= rows)) {
+    throw new RangeError(`principal components: rank ${rank} must be an integer in [0, ${rows}]`);
+  }
+  const basis = new Float64Array(rows * rank);
+  const values = new Float64Array(rank);
+  let total = 0;
+  for (let i = 0; i < rows; i++) total += s[i * rows + i]!;
+  const eig = eigh(s, rows);
+  for (let j = 0; j < rank; j++) {
+    values[j] = eig.values[j]!;
+    for (let i = 0; i < rows; i++) basis[i * rank + j] = eig.vectors[i * rows + j]!;
   }
   return { basis, values, total, rank };
 }

@@ -3,8 +3,10 @@
  * model.safetensors.index.json; tensors in f32, f16 or bf16 (read into Float32Array).
  *
  * - Llama family (model_type llama, mistral, qwen2, smollm/SmolLM which is llama): half-split RoPE,
- *   rope_theta, rope_scaling (llama3, linear), Qwen2's q/k/v biases, tied embeddings. Mistral's
- *   sliding window is not applied (contexts here are shorter than any window).
+ *   rope_theta, rope_scaling (llama3, linear), Qwen2's q/k/v biases, tied embeddings. A sliding
+ *   window (Mistral's sliding_window; Qwen2's only with use_sliding_window true) is exact only while
+ *   the whole context fits in it, because the gqa kernel has no window: seqLen is capped at the
+ *   window and the runtime refuses a longer maxSeqLen (see LlamaConfig.slidingWindow).
  * - MLA in the DeepSeek-V2/V3 layout (any config with kv_lora_rank): q_proj or q_a_proj /
  *   q_a_layernorm / q_b_proj, kv_a_proj_with_mqa, optional kv_a_layernorm, kv_b_proj, o_proj, dense
  *   SwiGLU MLP; interleaved RoPE (rope_interleave false selects half-split), YaRN rope_scaling with
@@ -225,6 +227,22 @@ function mlp(tensors: TensorSource, p: string, dim: number, hiddenDim: number) {
   };
 }
 
+/**
+ * The attention window of a config, or undefined when attention is fully causal: sliding_window
+ * when it is set, unless use_sliding_window is false (Qwen2 writes a window it does not use).
+ */
+function parseSlidingWindow(config: Json, path: string): number | undefined {
+  const window = config.sliding_window;
+  if (window === null || window === undefined || config.use_sliding_window === false) return undefined;
+  if (!Number.isInteger(window) || (window as number) < 1) {
+    throw new ModelFormatError(
+      path,
+      `config key sliding_window must be a positive integer or null, got ${JSON.stringify(window)}`,
+    );
+  }
+  return window as number;
+}
+
 function loadLlama(config: Json, path: string, tensors: TensorSource, modelType: string): HfModel {
   const s = commonShapes(config, path);
   const nKvHeads = configInt(config, path, 'num_key_value_heads', s.nHeads);
@@ -235,6 +253,7 @@ function loadLlama(config: Json, path: string, tensors: TensorSource, modelType:
       `inconsistent heads: num_attention_heads ${s.nHeads}, num_key_value_heads ${nKvHeads}, head_dim ${headDim}`,
     );
   }
+  const slidingWindow = parseSlidingWindow(config, path);
   const llamaConfig: LlamaConfig = {
     dim: s.dim,
     hiddenDim: s.hiddenDim,
@@ -242,12 +261,13 @@ function loadLlama(config: Json, path: string, tensors: TensorSource, modelType:
     nHeads: s.nHeads,
     nKvHeads,
     vocabSize: s.vocabSize,
-    seqLen: s.seqLen,
+    seqLen: slidingWindow === undefined ? s.seqLen : Math.min(s.seqLen, slidingWindow),
     headDim,
     ropeTheta: s.ropeTheta,
     ropeStyle: 'half-split',
     normEps: s.normEps,
   };
+  if (slidingWindow !== undefined) llamaConfig.slidingWindow = slidingWindow;
   const qDim = s.nHeads * headDim;
   const kvDim = nKvHeads * headDim;
   const layers: LlamaLayerWeights[] = [];

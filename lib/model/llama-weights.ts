@@ -28,6 +28,12 @@ export interface LlamaConfig {
   ropeTheta: number;
   ropeStyle: RopeStyle;
   normEps: number;
+  /**
+   * Sliding-window attention (Mistral's sliding_window): a token attends to itself and the
+   * window - 1 tokens before it. The kernels have no window, so runtimes refuse contexts longer
+   * than the window (where it would matter); loaders cap seqLen at it.
+   */
+  slidingWindow?: number;
 }
 
 export interface LlamaLayerWeights {

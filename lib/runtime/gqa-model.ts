@@ -3,10 +3,12 @@
  * one paged GqaCache per layer and the native gqa_decode kernel. Projections, RoPE and the MLP run
  * in TypeScript; a prompt is prefilled by appending all its keys and values and calling gqa_decode
  * with qLen = T (causal inside the window), a decode step is the same with T = 1, and several
- * sequences adding the same number of tokens share one kernel call.
+ * sequences adding the same number of tokens share one kernel call. A sliding window (Mistral)
+ * is honoured by refusing contexts longer than it, within which it changes nothing.
  */
 
 import { getBackend } from '../backend.js';
+import { InvalidArgumentError } from '../errors.js';
 import { GQA_CACHE_DTYPES, GqaCache, type GqaCacheDtype } from '../gqa/gqa-cache.js';
 import { gqaDecodeSync } from '../gqa/gqa-decode.js';
 import type { RopeConfig } from '../mla/rope.js';
@@ -36,6 +38,12 @@ export class GqaModel extends TransformerRuntime {
     const { config, weights } = checkpoint;
     assertLlamaWeightsMatch(weights, config);
     super(config, weights, options);
+    if (config.slidingWindow !== undefined && this.maxSeqLen > config.slidingWindow) {
+      // gqa_decode attends to every cached token; with a window it would be exact only up to it.
+      throw new InvalidArgumentError(
+        `maxSeqLen ${this.maxSeqLen} exceeds the model's sliding window of ${config.slidingWindow} tokens; the gqa kernel has no attention window, so contexts longer than the window are not supported (use maxSeqLen <= ${config.slidingWindow})`,
+      );
+    }
     this.config = config;
     this.#checkpoint = checkpoint;
     this.cacheDtype =

@@ -115,6 +115,21 @@ describe('DeepSeek-layout export, API progress/abort and the convert command', (
     expect(abortedCode).toBe(130);
     expect(existsSync(aborted)).toBe(false);
     expect((await readdir(dir)).filter((f) => f.includes('partial'))).toEqual([]);
+    const auto = join(dir, 'cli-auto');
+    const autoCode = await convertCommand([
+      STORIES260K_PATH,
+      auto,
+      '--kv-budget',
+      '0.5',
+      '--auto-shape',
+      '--calib-samples',
+      '4',
+      '--calib-length',
+      '64',
+    ]);
+    expect(autoCode).toBe(0);
+    const autoConfig = JSON.parse(await readFile(join(auto, 'config.json'), 'utf8'));
+    expect(autoConfig.kv_lora_rank + autoConfig.qk_rope_head_dim).toBe(32);
     await expect(convertCommand([STORIES260K_PATH, out, '--method', 'nope'])).rejects.toThrow(
       /transmla, mha2mla/,
     );

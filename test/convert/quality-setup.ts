@@ -56,9 +56,13 @@ export interface Row {
   error?: string;
 }
 
-export async function setup(
-  name: string,
-): Promise<{ model: LlamaCheckpoint; stats: CalibrationStats; reference: ReferenceRun }> {
+export async function setup(name: string): Promise<{
+  model: LlamaCheckpoint;
+  stats: CalibrationStats;
+  reference: ReferenceRun;
+  /** The calibration token sequences the stats come from (never the evaluation's). */
+  calibration: number[][];
+}> {
   if (name === 'stories15M') {
     const files = await ensureStories15M();
     const model = await loadLlama2cCheckpoint(files.modelPath);
@@ -67,11 +71,16 @@ export async function setup(
     const calibTokens = windows(tokenizer.encode(calibration), 256);
     const evalTokens = windows(tokenizer.encode(heldOut), 256);
     const textStats = calibrate(model, calibTokens);
-    const sampled = sampleSequences(model, { count: 3, length: 256, seed: 1 }).stats;
-    return { model, stats: mergeCalibration(textStats, sampled), reference: runReference(model, evalTokens) };
+    const sampled = sampleSequences(model, { count: 3, length: 256, seed: 1 });
+    return {
+      model,
+      stats: mergeCalibration(textStats, sampled.stats),
+      reference: runReference(model, evalTokens),
+      calibration: [...calibTokens, ...sampled.sequences],
+    };
   }
   const model = await loadLlama2cCheckpoint(STORIES260K_PATH);
-  const stats = sampleSequences(model, { count: 8, length: 128, seed: 1 }).stats;
+  const { stats, sequences } = sampleSequences(model, { count: 8, length: 128, seed: 1 });
   const evalSeqs = sampleSequences(model, { count: 6, length: 128, seed: 2 }).sequences;
-  return { model, stats, reference: runReference(model, evalSeqs) };
+  return { model, stats, reference: runReference(model, evalSeqs), calibration: sequences };
 }
