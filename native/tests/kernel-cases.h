@@ -57,6 +57,31 @@ struct AppendCase {
 
 AppendCase make_append_case(const AppendShape& shape, uint32_t seed);
 
+struct GqaShape {
+  int32_t batch, q_len, heads, kv_heads, head_dim, block_size;
+  lkv_dtype dtype;
+  std::vector<int32_t> seq_lens;
+  std::string describe() const;
+};
+
+// A paged GQA cache with shuffled pages; every byte nobody wrote is 0xff (NaN in every dtype),
+// and block-table entries past a sequence are out-of-range sentinels.
+struct GqaCase {
+  GqaShape shape;
+  std::vector<uint8_t> cache;
+  std::vector<int32_t> block_table;
+  std::vector<float> q;
+  int32_t num_blocks = 0, max_blocks = 0;
+  size_t out_size() const;
+  size_t lse_size() const;
+  lkv_gqa_decode_params params(float* out, float* lse) const;
+};
+
+GqaCase make_gqa_case(const GqaShape& shape, uint32_t seed);
+
+// Odd heads, MHA/GQA/MQA, head-dim tails, ragged and zero lengths, Sq > 1 causal, every GQA dtype.
+std::vector<GqaShape> gqa_grid();
+
 // Relative max error of got against want: max|got - want| / max(max|want|, 1e-30). Returns
 // +inf if any position differs in NaN-ness or infinities, so NaN never passes.
 double relative_error(const float* got, const float* want, size_t n);

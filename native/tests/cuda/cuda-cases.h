@@ -1,5 +1,5 @@
-// Helpers of the CUDA test and bench programs: device buffers, a paged GQA case (the CPU tests
-// keep theirs file-local), and the grids shared with the CPU tests.
+// Helpers of the CUDA test and bench programs: device buffers and the grids (the CPU tests' grids
+// from kernel-cases.h plus GPU-specific shapes).
 #ifndef LATENTKV_TESTS_CUDA_CUDA_CASES_H_
 #define LATENTKV_TESTS_CUDA_CUDA_CASES_H_
 
@@ -40,27 +40,6 @@ class DeviceBuffer {
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };
-
-struct GqaShape {
-  int32_t batch, q_len, heads, kv_heads, head_dim, block_size;
-  lkv_dtype dtype;
-  std::vector<int32_t> seq_lens;
-  std::string describe() const;
-};
-
-// Shuffled pages, 0xff (NaN) in every byte nobody wrote, out-of-range block-table sentinels.
-struct GqaCase {
-  GqaShape shape;
-  std::vector<uint8_t> cache;
-  std::vector<int32_t> block_table;
-  std::vector<float> q;
-  int32_t num_blocks = 0, max_blocks = 0;
-  size_t out_size() const;
-  size_t lse_size() const;
-  lkv_gqa_decode_params params(float* out, float* lse) const;
-};
-
-GqaCase make_gqa_case(const GqaShape& shape, uint32_t seed);
 
 std::vector<DecodeShape> cuda_decode_grid();    // the CPU grid plus FlashMLA-style shapes
 std::vector<AppendShape> cuda_append_grid();    // the CPU grid
