@@ -67,6 +67,7 @@ void BackendWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&BackendWrap::GqaAppend>("gqaAppend"),
                                     InstanceMethod<&BackendWrap::DecodeLayer>("mlaDecodeLayer"),
                                     InstanceMethod<&BackendWrap::DecodeLayerAsync>("mlaDecodeLayerAsync"),
+                                    InstanceMethod<&BackendWrap::Gemm>("gemm"),
                                     InstanceMethod<&BackendWrap::Dispose>("dispose")});
   exports.Set("NativeBackend", cls);
 }
@@ -190,6 +191,18 @@ Napi::Value BackendWrap::DecodeLayerAsync(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
+}
+
+// C = A W^T on the calling thread (the backend's pool joins in). Sync only, by design: the
+// runtime's forward is synchronous and one projection takes microseconds to milliseconds, less
+// than a libuv round trip would cost at decode sizes.
+Napi::Value BackendWrap::Gemm(const Napi::CallbackInfo& info) {
+  auto backend = live(info.Env());
+  GemmCall call;
+  read_gemm_params(object_arg(info), &call);
+  lkv_error err{};
+  check(info.Env(), lkv_gemm(backend.get(), &call.params, &err), err);
+  return info.Env().Undefined();
 }
 
 Napi::Value BackendWrap::Dispose(const Napi::CallbackInfo& info) {

@@ -26,6 +26,7 @@ class BackendWrap : public Napi::ObjectWrap<BackendWrap> {
   Napi::Value GqaAppend(const Napi::CallbackInfo& info);
   Napi::Value DecodeLayer(const Napi::CallbackInfo& info);
   Napi::Value DecodeLayerAsync(const Napi::CallbackInfo& info);
+  Napi::Value Gemm(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<lkv_backend> live(Napi::Env env) const;

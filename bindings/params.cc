@@ -198,4 +198,20 @@ void read_decode_layer_params(const Napi::Object& js, DecodeLayerCall* call) {
   p.out = static_cast<float*>(get_buffer(js, "out", napi_float32_array, 4 * T * E, false, false, refs));
 }
 
+void read_gemm_params(const Napi::Object& js, GemmCall* call) {
+  lkv_gemm_params& p = call->params;
+  p.m = get_int(js, "m");
+  p.n = get_int(js, "n");
+  p.k = get_int(js, "k");
+  p.weight_dtype = static_cast<lkv_dtype>(get_int(js, "weightDtype"));
+  p.accumulate = get_int(js, "accumulate");
+  const size_t wsize = p.weight_dtype == LKV_DTYPE_BF16 ? 2 : p.weight_dtype == LKV_DTYPE_F32 ? 4 : 0;
+  if (wsize == 0) throw_invalid(js.Env(), "gemm weightDtype must be f32 (0) or bf16 (2)");
+  BufferRefs* refs = &call->buffers;
+  p.a = static_cast<const float*>(get_buffer(js, "a", napi_float32_array, 4 * count({p.m, p.k}), false, false, refs));
+  p.w = get_buffer(js, "w", napi_uint8_array, wsize * count({p.n, p.k}), false, true, refs);
+  p.bias = static_cast<const float*>(get_buffer(js, "bias", napi_float32_array, 4 * count({p.n}), true, false, refs));
+  p.c = static_cast<float*>(get_buffer(js, "c", napi_float32_array, 4 * count({p.m, p.n}), false, false, refs));
+}
+
 }  // namespace lkv::js

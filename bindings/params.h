@@ -43,6 +43,12 @@ struct DecodeLayerCall {
   BufferRefs buffers;
 };
 
+struct GemmCall {
+  lkv_gemm_params params{};
+  BufferRefs buffers;
+};
+
+void read_gemm_params(const Napi::Object& js, GemmCall* call);
 void read_decode_layer_params(const Napi::Object& js, DecodeLayerCall* call);
 void read_gqa_decode_params(const Napi::Object& js, GqaDecodeCall* call);
 void read_gqa_append_params(const Napi::Object& js, GqaAppendCall* call);

@@ -16,6 +16,7 @@ import type {
   NativeBinding,
   NativeDecodeLayerParams,
   NativeDecodeParams,
+  NativeGemmParams,
   NativeGqaAppendParams,
   NativeGqaDecodeParams,
   NativeProjectAppendParams,
@@ -156,6 +157,18 @@ export class Backend {
   async _decodeLayer(p: NativeDecodeLayerParams): Promise<void> {
     try {
       await this.#live().mlaDecodeLayerAsync(p);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  /**
+   * @internal c = a w^T (+ bias) on the calling thread (the backend's pool joins in); sync by
+   * design, see lib/runtime/linear.ts. Host memory only: a cuda backend throws UnsupportedError.
+   */
+  _gemmSync(p: NativeGemmParams): void {
+    try {
+      this.#live().gemm(p);
     } catch (e) {
       throw fromNativeError(e);
     }

@@ -145,6 +145,20 @@ export interface NativeGqaAppendParams {
   cache: ArrayBufferView;
 }
 
+/** lkv_gemm_params: c = a w^T (+ bias) (+ c when accumulate is 1). */
+export interface NativeGemmParams {
+  m: number;
+  n: number;
+  k: number;
+  /** 0 f32 (w a Float32Array), 2 bf16 (w a Uint16Array of raw bf16 bits). */
+  weightDtype: number;
+  accumulate: number;
+  a: Float32Array;
+  w: ArrayBufferView;
+  bias: Float32Array | undefined;
+  c: Float32Array;
+}
+
 export interface NativeBackend {
   gqaDecode(p: NativeGqaDecodeParams): void;
   gqaDecodeAsync(p: NativeGqaDecodeParams): Promise<void>;
@@ -156,6 +170,8 @@ export interface NativeBackend {
   projectAppendAsync(p: NativeProjectAppendParams): Promise<void>;
   mlaDecodeLayer(p: NativeDecodeLayerParams): void;
   mlaDecodeLayerAsync(p: NativeDecodeLayerParams): Promise<void>;
+  /** Sync only: the runtime's forward is synchronous and one projection is short. */
+  gemm(p: NativeGemmParams): void;
   dispose(): void;
 }
 

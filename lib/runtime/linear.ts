@@ -1,9 +1,46 @@
 /**
- * The dense parts of a transformer step in TypeScript (the attention core runs in the native
- * kernels): matrix products over a batch of rows, RMSNorm per row, SwiGLU. Float32Array storage,
- * float64 accumulation. Loops block 4 weight rows at a time and run every input row against them,
- * so one weight block stays in L1 while a prompt of many tokens streams past it.
+ * The dense parts of a transformer step (the attention core runs in the native kernels): matrix
+ * products over a batch of rows, RMSNorm per row, SwiGLU. Float32Array storage. `linear` runs on
+ * the native CPU gemm (lkv_gemm: threaded, AVX-512/AVX2, f32 accumulation) when one is available
+ * and the product is big enough to pay for the call; otherwise on the TypeScript loops below
+ * (float64 accumulation), which stay as the fallback and the reference.
  */
+import { type Backend, createBackend, getBackend } from '../backend.js';
+
+/** Products with fewer multiply-adds than this stay in TypeScript (the native call costs ~µs). */
+const NATIVE_MIN_MACS = 16384;
+
+let gemmBackend: Backend | null | undefined;
+let ownGemmBackend: Backend | undefined;
+
+/**
+ * Which backend `linear` runs its products on: a CPU Backend, null for the TypeScript loops, or
+ * undefined (the default) to pick lazily: the default backend when it is the CPU, otherwise a
+ * CPU backend of its own; LATENTKV_TS_LINEAR=1 forces the TypeScript loops. For tests and tools.
+ */
+export function setLinearBackend(backend: Backend | null | undefined): void {
+  gemmBackend = backend;
+}
+
+function linearBackend(): Backend | null {
+  if (gemmBackend === undefined || gemmBackend?.disposed) {
+    gemmBackend = null;
+    if (process.env.LATENTKV_TS_LINEAR !== '1') {
+      try {
+        const b = getBackend();
+        if (b.info().backend === 'cpu') {
+          gemmBackend = b;
+        } else {
+          if (!ownGemmBackend || ownGemmBackend.disposed) ownGemmBackend = createBackend({ backend: 'cpu' });
+          gemmBackend = ownGemmBackend;
+        }
+      } catch {
+        gemmBackend = null;
+      }
+    }
+  }
+  return gemmBackend;
+}
 
 /**
  * out[i, r] = sum_c w[r, c] * x[i, c] (+ bias[r]) for i < n, r < rows: `n` rows of x [n, cols]
@@ -13,6 +50,36 @@
  * (V8 keeps that in a register; eight separate row offsets spill): about twice the speed of four.
  */
 export function linear(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  n: number,
+  rows: number,
+  cols: number,
+  bias?: Float32Array | null,
+): void {
+  if (n * rows * cols >= NATIVE_MIN_MACS) {
+    const backend = linearBackend();
+    if (backend) {
+      backend._gemmSync({
+        m: n,
+        n: rows,
+        k: cols,
+        weightDtype: 0,
+        accumulate: 0,
+        a: x,
+        w,
+        bias: bias ?? undefined,
+        c: out,
+      });
+      return;
+    }
+  }
+  linearTs(out, x, w, n, rows, cols, bias);
+}
+
+/** `linear` in TypeScript, float64 accumulation: the fallback and the reference. */
+export function linearTs(
   out: Float32Array,
   x: Float32Array,
   w: Float32Array,

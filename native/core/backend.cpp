@@ -147,6 +147,16 @@ lkv_status lkv_mla_decode_layer(lkv_backend* backend, const lkv_mla_decode_layer
   return backend->vtable->mla_decode_layer(backend->ctx, p, err);
 }
 
+lkv_status lkv_gemm(lkv_backend* backend, const lkv_gemm_params* p, lkv_error* err) {
+  if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
+  const lkv_status s = lkv::validate(*p, err);
+  if (s != LKV_OK) return s;
+  if (!backend->vtable->gemm) {
+    return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no gemm", backend->vtable->name);
+  }
+  if (p->m == 0) return lkv::ok(err);
+  return backend->vtable->gemm(backend->ctx, p, err);
+}
 
 lkv_status lkv_mtla_merge_append(lkv_backend* backend, const lkv_mtla_merge_append_params* p,
                                  lkv_error* err) {

@@ -401,4 +401,20 @@ lkv_status validate(const lkv_mtla_merge_append_params& p, lkv_error* err) {
   return ok(err);
 }
 
+lkv_status validate(const lkv_gemm_params& p, lkv_error* err) {
+  if (p.m < 0) return fail(err, LKV_ERR_INVALID_ARGUMENT, "gemm: m must be >= 0, got %d", p.m);
+  if (p.n < 1) return fail(err, LKV_ERR_INVALID_ARGUMENT, "gemm: n must be >= 1, got %d", p.n);
+  if (p.k < 1) return fail(err, LKV_ERR_INVALID_ARGUMENT, "gemm: k must be >= 1, got %d", p.k);
+  if (p.weight_dtype != LKV_DTYPE_F32 && p.weight_dtype != LKV_DTYPE_BF16) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "gemm: weight_dtype must be f32 (0) or bf16 (2), got %d",
+                static_cast<int>(p.weight_dtype));
+  }
+  if (p.accumulate != 0 && p.accumulate != 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "gemm: accumulate must be 0 or 1, got %d", p.accumulate);
+  }
+  if (!p.w) return fail(err, LKV_ERR_INVALID_ARGUMENT, "gemm: w must not be NULL");
+  if (p.m > 0 && (!p.a || !p.c)) return fail(err, LKV_ERR_INVALID_ARGUMENT, "gemm: a and c must not be NULL");
+  return LKV_OK;
+}
+
 }  // namespace lkv

@@ -19,6 +19,7 @@ lkv_status validate(const lkv_mla_decode_layer_params& p, lkv_error* err);
 int64_t decode_layer_slot(const lkv_mla_decode_layer_params& p, int32_t b, int32_t s);
 
 lkv_status validate(const lkv_mtla_merge_append_params& p, lkv_error* err);
+lkv_status validate(const lkv_gemm_params& p, lkv_error* err);
 
 }  // namespace lkv
 

@@ -8,6 +8,7 @@
 #include "../core/version.h"
 #include "cpu-features.h"
 #include "cpu-kernels.h"
+#include "gemm/gemm.h"
 #include "layer/mla-decode-layer.h"
 #include "thread-pool.h"
 
@@ -74,6 +75,11 @@ lkv_status decode_layer(void* ctx, const lkv_mla_decode_layer_params* p, lkv_err
   return fn(*p, *b->kernels, b->pool, err);
 }
 
+lkv_status gemm(void* ctx, const lkv_gemm_params* p, lkv_error* err) {
+  auto* b = static_cast<CpuBackend*>(ctx);
+  return gemm_cpu(*p, b->kernels->isa, b->pool, err);
+}
+
 void destroy(void* ctx) { delete static_cast<CpuBackend*>(ctx); }
 
 const lkv_backend_vtable kCpuVtable = {
@@ -87,6 +93,7 @@ const lkv_backend_vtable kCpuVtable = {
     /* .mla_decode_layer = */ decode_layer,
     /* .synchronize = */ nullptr,
     /* .destroy = */ destroy,
+    /* .gemm = */ gemm,
 };
 
 }  // namespace

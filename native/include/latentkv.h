@@ -20,7 +20,7 @@ extern "C" {
 #define LKV_VERSION_MINOR 1
 #define LKV_VERSION_PATCH 0
 /* Bumped whenever a params struct or the backend table changes layout. */
-#define LKV_API_VERSION 2
+#define LKV_API_VERSION 3
 
 /* ------------------------------------------------------------------------------------ */
 /* Status and errors                                                                     */
@@ -285,6 +285,28 @@ typedef struct lkv_gqa_append_params {
 } lkv_gqa_append_params;
 
 /* ------------------------------------------------------------------------------------ */
+/* Kernel 8: gemm, dense projections for calibration forwards and the model runtime      */
+
+/*
+ * C[m, n] = sum_k A[m, k] W[n, k] (+ bias[n]) (+ C[m, n] when accumulate), i.e. C = A W^T with
+ * W row-major [N, K] (PyTorch nn.Linear / Hugging Face layout). A and C are f32; W is f32 or
+ * bf16 (weight_dtype; bf16 is widened exactly, all products and sums are f32). Threads split
+ * over N, so W is read once per call for all M rows. M = 0 is a no-op. C must not overlap A,
+ * W or bias. Host memory only.
+ */
+typedef struct lkv_gemm_params {
+  int32_t m;              /* M >= 0, rows of A and C                              */
+  int32_t n;              /* N >= 1, rows of W, columns of C                      */
+  int32_t k;              /* K >= 1, columns of A and W                           */
+  lkv_dtype weight_dtype; /* f32 or bf16                                          */
+  int32_t accumulate;     /* 0: C = A W^T (+ bias); 1: C += A W^T (+ bias)        */
+  const float* a;         /* [M, K]                                               */
+  const void* w;          /* [N, K] row-major                                     */
+  const float* bias;      /* [N] or NULL                                          */
+  float* c;               /* [M, N]                                               */
+} lkv_gemm_params;
+
+/* ------------------------------------------------------------------------------------ */
 /* Backends                                                                              */
 
 typedef enum lkv_cpu_isa {
@@ -332,6 +354,7 @@ typedef struct lkv_backend_vtable {
                                  lkv_error* err); /* optional */
   lkv_status (*synchronize)(void* ctx, lkv_error* err); /* optional */
   void (*destroy)(void* ctx);
+  lkv_status (*gemm)(void* ctx, const lkv_gemm_params* p, lkv_error* err); /* optional */
 } lkv_backend_vtable;
 
 /* name: "cpu" (others when compiled in). options may be NULL for defaults. */
@@ -350,6 +373,10 @@ lkv_status lkv_mla_decode_layer(lkv_backend* backend, const lkv_mla_decode_layer
                                 lkv_error* err);
 
 lkv_status lkv_gqa_decode(lkv_backend* backend, const lkv_gqa_decode_params* p, lkv_error* err);
+
+/* Validates p, then runs C = A W^T (+ bias) on the backend (LKV_ERR_UNSUPPORTED when its table
+ * has no gemm: device-memory backends so far). */
+lkv_status lkv_gemm(lkv_backend* backend, const lkv_gemm_params* p, lkv_error* err);
 lkv_status lkv_gqa_append(lkv_backend* backend, const lkv_gqa_append_params* p, lkv_error* err);
 
 /* What the running CPU and OS support, as a bit mask of (1 << lkv_cpu_isa). */
