@@ -82,46 +82,12 @@ lkv_status run(const lkv_mla_decode_layer_params& p, ThreadPool& pool, lkv_error
     for (int32_t s = 0; s < p.q_len; ++s) slots[static_cast<size_t>(b * p.q_len + s)] = decode_layer_slot(p, b, s);
   }
 
-  lkv_mla_project_append_params a{};
-  a.num_tokens = static_cast<int32_t>(T);
-  a.hidden_size = p.hidden_size;
-  a.kv_lora_rank = p.kv_lora_rank;
-  a.rope_dim = p.rope_dim;
-  a.rope_heads = p.rope_heads;
-  a.block_size = p.block_size;
-  a.num_blocks = p.num_blocks;
-  a.cache_dtype = p.cache_dtype;
-  a.weight_dtype = p.weight_dtype;
-  a.norm_eps = p.norm_eps;
-  a.rope = p.rope;
-  a.hidden = p.hidden;
-  a.w_kv_a = p.w_kv_a;
-  a.norm_weight = p.kv_a_norm_weight;
-  a.positions = p.positions;
-  a.slot_mapping = slots.data();
-  a.cache = p.cache;
+  const lkv_mla_project_append_params a = layer_append_params(p, slots.data());
   lkv_status s = mla_project_append_reference(a, pool, err);
   if (s != LKV_OK) return s;
 
-  lkv_mla_decode_params d{};
-  d.batch = p.batch;
-  d.q_len = p.q_len;
-  d.num_heads = p.num_heads;
-  d.kv_lora_rank = p.kv_lora_rank;
-  d.rope_dim = p.rope_dim;
-  d.rope_heads = p.rope_heads;
-  d.block_size = p.block_size;
-  d.num_blocks = p.num_blocks;
-  d.max_blocks_per_seq = p.max_blocks_per_seq;
-  d.cache_dtype = p.cache_dtype;
-  d.softmax_scale = p.softmax_scale;
-  d.q_latent = q_latent.data();
-  d.q_rope = P > 0 ? q_rope.data() : nullptr;
-  d.cache = p.cache;
-  d.block_table = p.block_table;
-  d.seq_lens = p.seq_lens;
-  d.out = lat.data();
-  d.lse = nullptr;
+  const lkv_mla_decode_params d =
+      layer_attention_params(p, q_latent.data(), P > 0 ? q_rope.data() : nullptr, lat.data());
   s = mla_decode_reference(d, pool, err);
   if (s != LKV_OK) return s;
 

@@ -20,6 +20,12 @@ lkv_status mla_decode_layer_reference(const lkv_mla_decode_layer_params& p, cons
 lkv_status mla_decode_layer_fast(const lkv_mla_decode_layer_params& p, const KernelTable& kernels,
                                  ThreadPool& pool, lkv_error* err);
 
+// The layer's KV append and attention core as the per-kernel params both paths hand on.
+lkv_mla_project_append_params layer_append_params(const lkv_mla_decode_layer_params& p,
+                                                  const int64_t* slot_mapping);
+lkv_mla_decode_params layer_attention_params(const lkv_mla_decode_layer_params& p, const float* q_latent,
+                                             const float* q_rope, float* out);
+
 // Vector width the projection loops are compiled for, picked from the backend's ISA.
 enum class GemvIsa { kBaseline, kAvx2, kAvx512 };
 GemvIsa gemv_isa_for(lkv_cpu_isa isa);
