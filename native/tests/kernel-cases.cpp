@@ -50,6 +50,40 @@ lkv_mla_decode_params DecodeCase::params(float* out, float* lse) const {
   return p;
 }
 
+namespace {
+
+// Pages for sequences of these lengths: every page shuffled, three pages nobody owns, one
+// sentinel column per sequence, and out-of-range sentinels wherever a sequence has no page
+// (reading through one crashes or reads a NaN page, never passes).
+struct PageTable {
+  std::vector<int32_t> block_table;
+  int32_t num_blocks = 0, max_blocks = 0;
+};
+
+PageTable shuffled_pages(const std::vector<int32_t>& seq_lens, int32_t block_size, std::mt19937& rng) {
+  PageTable t;
+  int32_t used = 0;
+  for (int32_t len : seq_lens) {
+    const int32_t n = (len + block_size - 1) / block_size;
+    used += n;
+    t.max_blocks = std::max(t.max_blocks, n);
+  }
+  t.max_blocks += 1;
+  t.num_blocks = used + 3;
+  std::vector<int32_t> ids(static_cast<size_t>(t.num_blocks));
+  for (int32_t i = 0; i < t.num_blocks; ++i) ids[i] = i;
+  std::shuffle(ids.begin(), ids.end(), rng);
+  t.block_table.assign(seq_lens.size() * static_cast<size_t>(t.max_blocks), std::numeric_limits<int32_t>::min());
+  size_t next = 0;
+  for (size_t b = 0; b < seq_lens.size(); ++b) {
+    const int32_t n = (seq_lens[b] + block_size - 1) / block_size;
+    for (int32_t i = 0; i < n; ++i) t.block_table[b * t.max_blocks + i] = ids[next++];
+  }
+  return t;
+}
+
+}  // namespace
+
 DecodeCase make_decode_case(const DecodeShape& shape, uint32_t seed) {
   DecodeCase c;
   c.shape = shape;
@@ -57,27 +91,14 @@ DecodeCase make_decode_case(const DecodeShape& shape, uint32_t seed) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const int32_t rope_width = shape.rope_dim * shape.rope_heads;
   c.layout = cache_layout(shape.dtype, shape.rank, rope_width);
-  int32_t used_blocks = 0;
-  for (int32_t len : shape.seq_lens) {
-    const int32_t n = (len + shape.block_size - 1) / shape.block_size;
-    used_blocks += n;
-    c.max_blocks = std::max(c.max_blocks, n);
-  }
-  c.max_blocks += 1;                   // one sentinel column beyond every sequence
-  c.num_blocks = used_blocks + 3;      // plus pages nobody owns
+  PageTable pages = shuffled_pages(shape.seq_lens, shape.block_size, rng);
+  c.block_table = std::move(pages.block_table);
+  c.num_blocks = pages.num_blocks;
+  c.max_blocks = pages.max_blocks;
   c.cache.assign(static_cast<size_t>(c.num_blocks) * shape.block_size * c.layout.row_bytes, 0xff);
-
-  std::vector<int32_t> ids(static_cast<size_t>(c.num_blocks));
-  for (int32_t i = 0; i < c.num_blocks; ++i) ids[i] = i;
-  std::shuffle(ids.begin(), ids.end(), rng);
-  // Sentinels far out of range: reading through one crashes or reads NaN pages, never passes.
-  c.block_table.assign(static_cast<size_t>(shape.batch) * c.max_blocks, std::numeric_limits<int32_t>::min());
-  size_t next = 0;
   std::vector<float> latent(static_cast<size_t>(shape.rank)), rope(static_cast<size_t>(rope_width));
   for (int32_t b = 0; b < shape.batch; ++b) {
     const int32_t len = shape.seq_lens[b];
-    const int32_t n = (len + shape.block_size - 1) / shape.block_size;
-    for (int32_t i = 0; i < n; ++i) c.block_table[static_cast<size_t>(b) * c.max_blocks + i] = ids[next++];
     for (int32_t j = 0; j < len; ++j) {
       for (auto& v : latent) v = normal(rng);
       for (auto& v : rope) v = normal(rng);
@@ -209,26 +230,15 @@ GqaCase make_gqa_case(const GqaShape& shape, uint32_t seed) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const int64_t width = static_cast<int64_t>(shape.kv_heads) * shape.head_dim;
   const size_t row_bytes = 2 * width * lkv_dtype_size(shape.dtype);
-  int32_t used = 0;
-  for (int32_t len : shape.seq_lens) {
-    const int32_t n = (len + shape.block_size - 1) / shape.block_size;
-    used += n;
-    c.max_blocks = std::max(c.max_blocks, n);
-  }
-  c.max_blocks += 1;
-  c.num_blocks = used + 3;
+  PageTable pages = shuffled_pages(shape.seq_lens, shape.block_size, rng);
+  c.block_table = std::move(pages.block_table);
+  c.num_blocks = pages.num_blocks;
+  c.max_blocks = pages.max_blocks;
   c.cache.assign(static_cast<size_t>(c.num_blocks) * shape.block_size * row_bytes, 0xff);
-  std::vector<int32_t> ids(static_cast<size_t>(c.num_blocks));
-  for (int32_t i = 0; i < c.num_blocks; ++i) ids[i] = i;
-  std::shuffle(ids.begin(), ids.end(), rng);
-  c.block_table.assign(static_cast<size_t>(shape.batch) * c.max_blocks, std::numeric_limits<int32_t>::min());
-  size_t next = 0;
   std::vector<float> k(static_cast<size_t>(width)), v(static_cast<size_t>(width));
   for (int32_t b = 0; b < shape.batch; ++b) {
     const int32_t len = shape.seq_lens[b];
-    const int32_t n = (len + shape.block_size - 1) / shape.block_size;
-    int32_t* row = c.block_table.data() + static_cast<size_t>(b) * c.max_blocks;
-    for (int32_t i = 0; i < n; ++i) row[i] = ids[next++];
+    const int32_t* row = c.block_table.data() + static_cast<size_t>(b) * c.max_blocks;
     for (int32_t j = 0; j < len; ++j) {
       for (auto& x : k) x = normal(rng);
       for (auto& x : v) x = normal(rng);
