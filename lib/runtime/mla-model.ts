@@ -16,6 +16,7 @@
 import { type Backend, getBackend } from '../backend.js';
 import { CACHE_DTYPES, type CacheDtype } from '../dtypes.js';
 import { mlaDecodeSync } from '../mla/decode.js';
+import { type MlaLayerWeights, mlaDecodeLayerSync } from '../mla/decode-layer.js';
 import { LatentCache } from '../mla/latent-cache.js';
 import type { RopeConfig } from '../mla/rope.js';
 import { assertMlaWeightsMatch, type MlaCheckpoint, type MlaConfig } from '../model/mla-weights.js';
@@ -151,6 +152,9 @@ export class MlaModel extends TransformerRuntime {
       normEps,
     } = config;
     const layer = this.#checkpoint.weights.layers[l]!;
+    const rope = this.#layerRopes[l]!;
+    // One rope frequency set per layer: the whole step runs in the fused native kernel.
+    if (rope.identity === null) return this.#fusedAttention(l, normed, batch, rope.native);
     const absorbed = this.#absorbed[l]!;
     const { rows, tokensPerSeq } = batch;
     const qWidth = Dn + P;
@@ -166,7 +170,6 @@ export class MlaModel extends TransformerRuntime {
       if (layer.qALayernorm !== null) rmsNormRows(qA, qA, layer.qALayernorm, normEps, rows, rank);
       linear(q, qA, layer.qBProj!, rows, H * qWidth, rank);
     }
-    const rope = this.#layerRopes[l]!;
     const qLatent = new Float32Array(rows * H * R);
     const qRope = new Float32Array(rows * H * P);
     for (let row = 0; row < rows; row++) {
@@ -255,5 +258,57 @@ export class MlaModel extends TransformerRuntime {
     const projected = new Float32Array(rows * dim);
     linear(projected, heads, layer.oProj, rows, dim, H * Dv);
     return projected;
+  }
+
+  /**
+   * The attention of layer l through mla_decode_layer: q projection, W_UK absorption, RoPE, the
+   * new tokens' cache rows, the attention core, W_UV and o_proj in one native call (the per-head
+   * absorption and W_UV loops would otherwise run in TypeScript). The new tokens' slots are
+   * reserved first; if the kernel throws, the sequences are cut back to their old lengths.
+   */
+  #fusedAttention(l: number, normed: Float32Array, batch: AttentionBatch, rope: RopeConfig): Float32Array {
+    const config = this.config;
+    const layer = this.#checkpoint.weights.layers[l]!;
+    const cache = this.layerCaches.caches[l]!;
+    const ids = this.layerCaches.idsInLayer(l, batch.seqIds);
+    const previous = ids.map((id) => cache.length(id));
+    const weights: MlaLayerWeights = {
+      kvAProjWithMqa: layer.kvAProjWithMqa,
+      kvBProj: layer.kvBProj,
+      oProj: layer.oProj,
+    };
+    if (config.qLoraRank === null) weights.qProj = layer.qProj!;
+    else {
+      weights.qAProj = layer.qAProj!;
+      weights.qBProj = layer.qBProj!;
+      if (layer.qALayernorm !== null) weights.qALayernorm = layer.qALayernorm;
+    }
+    if (layer.kvALayernorm !== null) weights.kvALayernorm = layer.kvALayernorm;
+    try {
+      for (const id of ids) cache.allocateSlots(id, batch.tokensPerSeq);
+      return mlaDecodeLayerSync({
+        cache: cache.view(ids),
+        config: {
+          hiddenSize: config.dim,
+          numHeads: config.nHeads,
+          qLoraRank: config.qLoraRank ?? 0,
+          qkNopeHeadDim: config.qkNopeHeadDim,
+          vHeadDim: config.vHeadDim,
+          normEps: config.normEps,
+          rope,
+        },
+        weights,
+        hidden: normed,
+        qLen: batch.tokensPerSeq,
+        positions: batch.positions,
+        softmaxScale: config.softmaxScale,
+        backend: this.#backend,
+      }).out;
+    } catch (e) {
+      ids.forEach((id, b) => {
+        if (cache.length(id) > previous[b]!) cache.truncate(id, previous[b]!);
+      });
+      throw e;
+    }
   }
 }
