@@ -17,6 +17,10 @@ namespace {
 
 uint32_t generation_of(uint64_t ticket) { return static_cast<uint32_t>(ticket >> 32); }
 
+// Task index of a ticket whose job is still being written: nothing can be claimed from it.
+constexpr uint64_t kClosed = 0xffffffffu;
+bool is_open(uint64_t ticket) { return (ticket & 0xffffffffu) != kClosed; }
+
 // Calls done() between pauses until it returns true or kSpinMicros have passed; true if done.
 template <typename Done>
 bool spin_until(Done done) {
@@ -47,13 +51,15 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::drain(uint32_t gen, int32_t worker) {
-  const TaskFn fn = fn_.load(std::memory_order_relaxed);
-  void* const ctx = ctx_.load(std::memory_order_relaxed);
-  const uint64_t n = static_cast<uint64_t>(num_tasks_.load(std::memory_order_relaxed));
+  // Acquire loads: if run() has already closed this generation's ticket and written the next
+  // job, reading any of that makes the close visible, so the claim below fails and the mixed
+  // snapshot is never used. A successful claim means the job read is this generation's.
+  const TaskFn fn = fn_.load(std::memory_order_acquire);
+  void* const ctx = ctx_.load(std::memory_order_acquire);
+  const uint64_t n = static_cast<uint64_t>(num_tasks_.load(std::memory_order_acquire));
   uint64_t t = ticket_.load(std::memory_order_acquire);
   while (generation_of(t) == gen && (t & 0xffffffffu) < n) {
     if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    // The claim succeeded, so this generation is not finished and fn/ctx/n are its own.
     fn(ctx, static_cast<int64_t>(t & 0xffffffffu), worker);
     done_.fetch_add(1, std::memory_order_release);
     t = ticket_.load(std::memory_order_acquire);
@@ -84,12 +90,16 @@ void ThreadPool::run(int64_t num_tasks, TaskFn fn, void* ctx) {
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mutex_);
-  fn_.store(fn, std::memory_order_relaxed);
-  ctx_.store(ctx, std::memory_order_relaxed);
-  num_tasks_.store(num_tasks, std::memory_order_relaxed);
-  done_.store(0, std::memory_order_relaxed);
+  // Close the ticket first: a worker still inside the previous job's drain() then fails its
+  // next claim instead of taking a task of this job with the previous job's snapshot (which ran
+  // a task twice and left done_ past num_tasks, so this call never returned).
   const uint32_t gen = generation_of(ticket_.load(std::memory_order_relaxed)) + 1;
-  ticket_.store(static_cast<uint64_t>(gen) << 32);  // seq_cst: ordered before the sleepers_ load
+  ticket_.store((static_cast<uint64_t>(gen) << 32) | kClosed);
+  fn_.store(fn, std::memory_order_release);
+  ctx_.store(ctx, std::memory_order_release);
+  num_tasks_.store(num_tasks, std::memory_order_release);
+  done_.store(0, std::memory_order_relaxed);
+  ticket_.store(static_cast<uint64_t>(gen) << 32);  // open; seq_cst: ordered before the sleepers_ load
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(sleep_mutex_); }
     wake_.notify_all();
@@ -105,8 +115,9 @@ void ThreadPool::worker_loop(int32_t worker) {
   for (;;) {
     uint32_t gen = 0;
     auto has_job = [&] {
-      gen = generation_of(ticket_.load());  // seq_cst: see the sleepers_ handshake in run()
-      return gen != seen || stopping_.load(std::memory_order_relaxed);
+      const uint64_t t = ticket_.load();  // seq_cst: see the sleepers_ handshake in run()
+      gen = generation_of(t);
+      return (gen != seen && is_open(t)) || stopping_.load(std::memory_order_relaxed);
     };
     if (!spin_until(has_job)) {
       std::unique_lock<std::mutex> lock(sleep_mutex_);

@@ -3,6 +3,8 @@
 // several callers at once (as from libuv's threads).
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -62,4 +64,31 @@ TEST(thread_pool_serializes_concurrent_callers) {
   }
   for (auto& t : callers) t.join();
   CHECK(failures.load() == 0);
+}
+
+// Many short jobs back to back, task counts alternating low and high: a worker still leaving the
+// previous job must not claim a task of the next one (an earlier version could, which ran a task
+// twice and never returned). A watchdog turns a hang into a failure.
+TEST(thread_pool_back_to_back_jobs_of_changing_size) {
+  std::atomic<bool> finished{false};
+  std::thread watchdog([&finished] {
+    for (int i = 0; i < 600 && !finished.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!finished.load()) {
+      std::fprintf(stderr, "thread_pool_back_to_back_jobs_of_changing_size: no progress in 60 s (deadlock)\n");
+      std::_Exit(3);
+    }
+  });
+  bool ok = true;
+  for (int32_t threads : {2, 3}) {
+    lkv::cpu::ThreadPool pool(threads);
+    for (int round = 0; round < 20000 && ok; ++round) {
+      const size_t n = round % 2 ? 2 + round % 5 : 40 + round % 23;
+      Job job(n, threads);
+      pool.run(static_cast<int64_t>(n), count_task, &job);
+      ok = each_once(job);
+    }
+  }
+  finished.store(true);
+  watchdog.join();
+  CHECK(ok);
 }
