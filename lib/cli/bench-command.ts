@@ -73,14 +73,15 @@ function evictCaches(): void {
 // as part of the kernel. A tiny call right before the timed one wakes them, as the previous
 // kernel of a decode step would.
 let wakeWorkers: () => void = () => {};
-function makeWakeCall(backend: Backend): () => void {
-  const hiddenSize = 64;
-  const cache = randomView('bf16', SHAPES[0] as Shape, 1, 1);
-  const weight = new Uint16Array(((SHAPES[0] as Shape).rank + (SHAPES[0] as Shape).rope) * hiddenSize);
-  const hidden = new Float32Array(hiddenSize);
-  const positions = Int32Array.of(0);
-  const slotMapping = BigInt64Array.of(0n);
-  return () =>
+
+/** A projectAppendSync call on the shape's weights (all 1.0) for `tokens` tokens of width hiddenSize. */
+function appendCall(shape: Shape, tokens: number, hiddenSize: number): (backend: Backend) => void {
+  const weight = new Uint16Array((shape.rank + shape.rope) * hiddenSize).fill(0x3c00);
+  const hidden = new Float32Array(tokens * hiddenSize).fill(0.01);
+  const cache = { ...randomView('bf16', shape, 1, tokens) };
+  const slotMapping = BigInt64Array.from({ length: tokens }, (_, t) => BigInt(t));
+  const positions = Int32Array.from({ length: tokens }, (_, t) => t);
+  return (backend) =>
     projectAppendSync({
       cache,
       hidden,
@@ -176,7 +177,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (!json) console.log(line);
   };
   const fast = createBackend({ threads });
-  wakeWorkers = makeWakeCall(fast);
+  const wake = appendCall(SHAPES[0] as Shape, 1, 64);
+  wakeWorkers = () => wake(fast);
   const reference = createBackend({ cpuIsa: 'scalar', threads: 1 });
   const info = fast.info();
   const ceilings = await loadCpuBinding().binding.measureCeilings(info.threads, quick);
@@ -262,23 +264,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     for (const tokens of quick ? [1] : [1, 64]) {
       const rows2 = shape.rank + shape.rope;
-      const weight = new Uint16Array(rows2 * shape.hidden).fill(0x3c00);
-      const hidden = new Float32Array(tokens * shape.hidden).fill(0.01);
-      const cache = { ...randomView('bf16', shape, 1, tokens) };
-      const slotMapping = BigInt64Array.from({ length: tokens }, (_, t) => BigInt(t));
-      const positions = Int32Array.from({ length: tokens }, (_, t) => t);
-      const run = (backend: Backend) =>
-        projectAppendSync({
-          cache,
-          hidden,
-          hiddenSize: shape.hidden,
-          weight,
-          weightDtype: 'bf16',
-          rope: { style: 'interleaved' },
-          positions,
-          slotMapping,
-          backend,
-        });
+      const run = appendCall(shape, tokens, shape.hidden);
       const near = await ceilingsNow();
       const ms = timeMs(() => run(fast), reps);
       const refMs = timeMs(() => run(reference), 1);
