@@ -31,7 +31,7 @@ export interface TplaBenchRow {
   attentionMs: number;
   /** Full-latent decode on one thread / attentionMs. */
   speedup: number;
-  /** Whole tplaDecode (query slicing, concurrent decodes, W_UV partials in TypeScript, sum), ms. */
+  /** Whole tplaDecode (query slicing, concurrent decodes, W_UV partials on the native GEMM, sum), ms. */
   tplaDecodeMs: number;
 }
 
@@ -153,7 +153,7 @@ export async function benchTpla(options: TplaBenchOptions = {}): Promise<TplaBen
 
 export function formatTplaBench(rows: TplaBenchRow[]): string {
   const lines = [
-    'G  shard MiB  shard MFLOP  one shard ms  G shards concurrent ms  speed-up  tplaDecode ms (incl. W_UV in TS)',
+    'G  shard MiB  shard MFLOP  one shard ms  G shards concurrent ms  speed-up  tplaDecode ms (incl. W_UV)',
   ];
   for (const r of rows) {
     lines.push(

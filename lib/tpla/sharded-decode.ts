@@ -11,6 +11,7 @@ import { LatentCache, type LatentCacheOptions } from '../mla/latent-cache.js';
 import { cacheRowLayout, type PagedCacheView } from '../mla/paged-cache.js';
 import type { RopeConfig } from '../mla/rope.js';
 import type { MlaLayerWeights } from '../model/mla-weights.js';
+import { linear } from '../runtime/linear.js';
 import { finiteNumber, intInRange, objectArg, typedArray } from '../validate.js';
 
 export interface TplaDecodeArgs {
@@ -133,19 +134,28 @@ function prepare(args: TplaDecodeArgs): Prepared {
   return { G, W, rows, H, qLen, Dv, R, calls, wUv };
 }
 
+/**
+ * Each shard's W_UV partial through the native GEMM, head by head: the shard's slice of W_UV is
+ * columns [iW, iW + W) of the head's [Dv, R] rows, so with the shard's latent placed in those
+ * columns of an otherwise zero [tokens, R] input, the whole contiguous rows give the same
+ * products (the zeros add nothing) and no slice of the weights has to be copied.
+ */
 function finish(p: Prepared, latents: Float32Array[]): TplaDecodeResult {
   const { W, rows, H, Dv, R, wUv } = p;
+  const T = rows / H; // query tokens (batch x qLen), H head rows each
   const out = new Float32Array(rows * Dv);
+  const x = new Float32Array(T * R);
+  const y = new Float32Array(T * Dv);
   const partials = latents.map((lat, i) => {
     const part = new Float32Array(rows * Dv);
-    for (let r = 0; r < rows; r++) {
-      const h = r % H;
-      for (let d = 0; d < Dv; d++) {
-        const base = (h * Dv + d) * R + i * W;
-        let s = 0;
-        for (let c = 0; c < W; c++) s += wUv[base + c]! * lat[r * W + c]!;
-        part[r * Dv + d] = s;
+    for (let h = 0; h < H; h++) {
+      x.fill(0);
+      for (let t = 0; t < T; t++) {
+        const r = t * H + h;
+        x.set(lat.subarray(r * W, (r + 1) * W), t * R + i * W);
       }
+      linear(y, x, wUv.subarray(h * Dv * R, (h + 1) * Dv * R), T, Dv, R);
+      for (let t = 0; t < T; t++) part.set(y.subarray(t * Dv, (t + 1) * Dv), (t * H + h) * Dv);
     }
     for (let k = 0; k < part.length; k++) out[k] = out[k]! + part[k]!;
     return part;
