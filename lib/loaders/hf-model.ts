@@ -23,7 +23,7 @@ import type { RopeScaling } from '../mla/rope.js';
 import type { LlamaCheckpoint, LlamaConfig, LlamaLayerWeights } from '../model/llama-weights.js';
 import type { MlaCheckpoint, MlaConfig, MlaLayerWeights } from '../model/mla-weights.js';
 import { ModelFormatError } from '../model/model-format-error.js';
-import { readSafetensors, type SafetensorsFile, tensorToFloat32 } from './safetensors.js';
+import { openSafetensors, type SafetensorsReader, tensorToFloat32 } from './safetensors.js';
 
 export type HfModel =
   | { kind: 'gqa'; checkpoint: LlamaCheckpoint; ropeScaling?: RopeScaling; modelType: string }
@@ -31,13 +31,17 @@ export type HfModel =
 
 type Json = Record<string, unknown>;
 
-/** All tensors of a checkpoint folder, by name, with the file each lives in. */
+/**
+ * All tensors of a checkpoint folder, by name, with the file each lives in. The files are open
+ * and each tensor is read when converted, so loading never holds a whole file besides the
+ * converted weights; close() when done.
+ */
 class TensorSource {
-  readonly #files: Map<string, SafetensorsFile>;
-  readonly #where = new Map<string, SafetensorsFile>();
+  readonly #files: Map<string, SafetensorsReader>;
+  readonly #where = new Map<string, SafetensorsReader>();
   readonly folder: string;
 
-  constructor(folder: string, files: SafetensorsFile[]) {
+  constructor(folder: string, files: SafetensorsReader[]) {
     this.folder = folder;
     this.#files = new Map(files.map((f) => [f.path, f]));
     for (const f of files) for (const name of f.tensors.keys()) this.#where.set(name, f);
@@ -76,6 +80,10 @@ class TensorSource {
   optional(name: string, shape: readonly number[]): Float32Array | null {
     return this.has(name) ? this.get(name, shape) : null;
   }
+
+  close(): void {
+    for (const f of this.#files.values()) f.close();
+  }
 }
 
 async function readJson(path: string): Promise<Json> {
@@ -104,20 +112,26 @@ async function openTensors(folder: string): Promise<TensorSource> {
     if (map === undefined || typeof map !== 'object')
       throw new ModelFormatError(index, 'no weight_map object');
     const shardNames = [...new Set(Object.values(map))];
-    const files = await Promise.all(shardNames.map((s) => readSafetensors(join(folder, s))));
-    const byName = new Map(shardNames.map((s, i) => [s, files[i]!]));
-    for (const [tensor, shard] of Object.entries(map)) {
-      if (!byName.get(shard)!.tensors.has(tensor)) {
-        throw new ModelFormatError(
-          join(folder, shard),
-          'listed in model.safetensors.index.json but absent',
-          tensor,
-        );
+    const files: SafetensorsReader[] = [];
+    try {
+      for (const s of shardNames) files.push(openSafetensors(join(folder, s)));
+      const byName = new Map(shardNames.map((s, i) => [s, files[i]!]));
+      for (const [tensor, shard] of Object.entries(map)) {
+        if (!byName.get(shard)!.tensors.has(tensor)) {
+          throw new ModelFormatError(
+            join(folder, shard),
+            'listed in model.safetensors.index.json but absent',
+            tensor,
+          );
+        }
       }
+    } catch (error) {
+      for (const f of files) f.close();
+      throw error;
     }
     return new TensorSource(folder, files);
   }
-  if (existsSync(single)) return new TensorSource(folder, [await readSafetensors(single)]);
+  if (existsSync(single)) return new TensorSource(folder, [openSafetensors(single)]);
   throw new ModelFormatError(folder, 'no model.safetensors or model.safetensors.index.json');
 }
 
@@ -190,9 +204,13 @@ export async function loadHfModel(folder: string): Promise<HfModel> {
   const config = await readJson(configPath);
   const tensors = await openTensors(folder);
   const modelType = String(config.model_type ?? 'llama');
-  return config.kv_lora_rank !== undefined && config.kv_lora_rank !== null
-    ? loadMla(config, configPath, tensors, modelType)
-    : loadLlama(config, configPath, tensors, modelType);
+  try {
+    return config.kv_lora_rank !== undefined && config.kv_lora_rank !== null
+      ? loadMla(config, configPath, tensors, modelType)
+      : loadLlama(config, configPath, tensors, modelType);
+  } finally {
+    tensors.close();
+  }
 }
 
 function commonShapes(config: Json, path: string) {

@@ -1,11 +1,13 @@
 /**
- * safetensors files: reading (header check, tensor lookup, f32/f16/bf16 to Float32Array) and
+ * safetensors files: reading (header check, tensor lookup, f32/f16/bf16 to Float32Array; either
+ * the whole file in memory or one tensor at a time from an open file) and
  * writing (`writeSafetensors`, streamed to a temporary file beside the target, then renamed, so a
  * reader never sees half a file). Format: u64 little-endian header length N, N bytes of JSON
  * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the
  * data; offsets are relative to the end of the header.
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { ModelFormatError } from '../model/model-format-error.js';
 
@@ -35,34 +37,55 @@ export interface TensorInfo {
   end: number;
 }
 
-export interface SafetensorsFile {
+/** The header of a safetensors file: where each tensor's bytes are. */
+export interface SafetensorsHeader {
   path: string;
   tensors: Map<string, TensorInfo>;
   metadata: Record<string, string>;
+}
+
+/** A whole file in memory. */
+export interface SafetensorsFile extends SafetensorsHeader {
   bytes: Uint8Array;
 }
 
-export function parseSafetensors(bytes: Uint8Array, path: string): SafetensorsFile {
-  if (bytes.length < 8)
-    throw new ModelFormatError(path, `truncated: ${bytes.length} bytes, no safetensors header`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength < 2 || headerLength > MAX_HEADER || 8 + headerLength > bytes.length) {
+/** An open file whose tensors are read one at a time (peak memory: one tensor's bytes). */
+export interface SafetensorsReader extends SafetensorsHeader {
+  /** The raw bytes of one tensor, read from the file now. */
+  tensorBytes(name: string): Uint8Array;
+  close(): void;
+}
+
+/** The header length from the first 8 bytes, checked against the file size. */
+function headerLength(first8: Uint8Array, fileSize: number, path: string): number {
+  if (fileSize < 8) throw new ModelFormatError(path, `truncated: ${fileSize} bytes, no safetensors header`);
+  const n = Number(new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true));
+  if (n < 2 || n > MAX_HEADER || 8 + n > fileSize) {
     throw new ModelFormatError(
       path,
-      `not a safetensors file or truncated: header length ${headerLength}, file ${bytes.length} bytes`,
+      `not a safetensors file or truncated: header length ${n}, file ${fileSize} bytes`,
     );
   }
+  return n;
+}
+
+export function parseSafetensors(bytes: Uint8Array, path: string): SafetensorsFile {
+  const n = headerLength(bytes, bytes.length, path);
+  return { ...parseHeader(bytes.subarray(8, 8 + n), bytes.length, path), bytes };
+}
+
+/** The JSON header (the n bytes after the length) of a file of fileSize bytes. */
+function parseHeader(json: Uint8Array, fileSize: number, path: string): SafetensorsHeader {
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + headerLength)).toString('utf8'));
+    header = JSON.parse(Buffer.from(json).toString('utf8'));
   } catch (error) {
     throw new ModelFormatError(path, `safetensors header is not valid JSON: ${(error as Error).message}`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     throw new ModelFormatError(path, 'safetensors header is not a JSON object');
   }
-  const dataStart = 8 + headerLength;
+  const dataStart = 8 + json.length;
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, value] of Object.entries(header)) {
@@ -94,10 +117,10 @@ export function parseSafetensors(bytes: Uint8Array, path: string): SafetensorsFi
         name,
       );
     }
-    if (dataStart + e > bytes.length) {
+    if (dataStart + e > fileSize) {
       throw new ModelFormatError(
         path,
-        `truncated: data ends at byte ${dataStart + e}, file has ${bytes.length}`,
+        `truncated: data ends at byte ${dataStart + e}, file has ${fileSize}`,
         name,
       );
     }
@@ -108,7 +131,61 @@ export function parseSafetensors(bytes: Uint8Array, path: string): SafetensorsFi
       end: dataStart + e,
     });
   }
-  return { path, tensors, metadata, bytes };
+  return { path, tensors, metadata };
+}
+
+/** Reads exactly length bytes at position, or throws a ModelFormatError naming what was read. */
+function readExactly(fd: number, length: number, position: number, path: string, what: string): Uint8Array {
+  const out = Buffer.allocUnsafe(length);
+  let done = 0;
+  try {
+    while (done < length) {
+      const got = readSync(fd, out, done, length - done, position + done);
+      if (got === 0) break;
+      done += got;
+    }
+  } catch (error) {
+    throw new ModelFormatError(path, `cannot read ${what}: ${(error as Error).message}`);
+  }
+  if (done < length)
+    throw new ModelFormatError(path, `truncated while reading ${what}: ${done} of ${length} bytes`);
+  return out;
+}
+
+/**
+ * Opens a safetensors file and reads only its header; each tensor is read when asked for, so a
+ * loader that converts tensor by tensor never holds the whole file. Close it when done.
+ */
+export function openSafetensors(path: string): SafetensorsReader {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw new ModelFormatError(path, `cannot read file: ${(error as Error).message}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const first8 = size >= 8 ? readExactly(fd, 8, 0, path, 'the header length') : new Uint8Array(0);
+    const n = headerLength(first8, size, path);
+    const header = parseHeader(readExactly(fd, n, 8, path, 'the header'), size, path);
+    let open = true;
+    return {
+      ...header,
+      tensorBytes(name: string): Uint8Array {
+        const info = header.tensors.get(name);
+        if (info === undefined) throw new ModelFormatError(path, 'missing', name);
+        if (!open) throw new ModelFormatError(path, 'the file was closed before the tensor was read', name);
+        return readExactly(fd, info.end - info.begin, info.begin, path, `tensor ${name}`);
+      },
+      close(): void {
+        if (open) closeSync(fd);
+        open = false;
+      },
+    };
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
 }
 
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
@@ -178,11 +255,12 @@ export function floatToBf16(value: number, scratch = new DataView(new ArrayBuffe
 }
 
 /** A tensor's values as a new Float32Array (F32, F16 or BF16 in the file). */
-export function tensorToFloat32(file: SafetensorsFile, name: string): Float32Array {
+export function tensorToFloat32(file: SafetensorsFile | SafetensorsReader, name: string): Float32Array {
   const info = file.tensors.get(name);
   if (info === undefined) throw new ModelFormatError(file.path, 'missing', name);
   const count = info.shape.reduce((a, b) => a * b, 1);
-  const view = new DataView(file.bytes.buffer, file.bytes.byteOffset + info.begin, info.end - info.begin);
+  const bytes = 'bytes' in file ? file.bytes.subarray(info.begin, info.end) : file.tensorBytes(name);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);
   switch (info.dtype) {
     case 'F32':

@@ -12,6 +12,7 @@ import {
   f16ToFloat,
   floatToBf16,
   floatToF16,
+  openSafetensors,
   readSafetensors,
   type TensorToWrite,
   tensorToFloat32,
@@ -123,6 +124,36 @@ describe('safetensors', () => {
     await expect(
       writeSafetensors(path, { w: { dtype: 'F32', shape: [3], data: new Float32Array(2) } }),
     ).rejects.toThrow(/tensor w: 2 values/);
+  });
+
+  it('reads tensor by tensor from an open file, as the whole-file reader does', async () => {
+    const path = join(folder, 'lazy.safetensors');
+    const a = Float32Array.from({ length: 300 }, (_, i) => Math.sin(i) * 3);
+    await writeSafetensors(path, {
+      a: { dtype: 'F32', shape: [30, 10], data: a },
+      b: { dtype: 'BF16', shape: [300], data: a },
+      c: { dtype: 'F16', shape: [3, 100], data: a },
+    });
+    const whole = await readSafetensors(path);
+    const reader = openSafetensors(path);
+    try {
+      expect([...reader.tensors.keys()]).toEqual([...whole.tensors.keys()]);
+      for (const name of ['c', 'a', 'b']) {
+        expect([...tensorToFloat32(reader, name)]).toEqual([...tensorToFloat32(whole, name)]);
+      }
+      expect(() => tensorToFloat32(reader, 'zzz')).toThrow(/lazy\.safetensors: tensor zzz: missing/);
+    } finally {
+      reader.close();
+    }
+    expect(() => reader.tensorBytes('a')).toThrow(/lazy\.safetensors: tensor a: the file was closed/);
+    // A file cut inside the data is refused when opened, from the header alone.
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(path);
+    await writeFile(path, bytes.subarray(0, bytes.length - 2));
+    expect(() => openSafetensors(path)).toThrow(/lazy\.safetensors: tensor c: truncated/);
+    expect(() => openSafetensors(join(folder, 'absent.safetensors'))).toThrow(
+      /absent\.safetensors: cannot read file/,
+    );
   });
 });
 
