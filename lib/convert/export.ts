@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
-  readSafetensors,
+  openSafetensors,
   type TensorToWrite,
   tensorToFloat32,
   writeSafetensors,
@@ -212,35 +212,40 @@ export async function readMlaCheckpoint(dir: string): Promise<MlaCheckpoint> {
   const layerTables = Array.isArray(lk.layer_rope_inv_freq)
     ? (lk.layer_rope_inv_freq as (number[] | null)[])
     : null;
-  const file = await readSafetensors(join(dir, 'model.safetensors'));
-  const get = (name: string): Float32Array => {
-    if (!file.tensors.has(name)) throw new RangeError(`${dir}: missing tensor ${name}`);
-    return tensorToFloat32(file, name);
-  };
-  const opt = (name: string): Float32Array | null => (file.tensors.has(name) ? get(name) : null);
-  const tokenEmbedding = get('model.embed_tokens.weight');
-  const layers: MlaLayerWeights[] = Array.from({ length: config.nLayers }, (_, i) => {
-    const p = `model.layers.${i}.`;
-    const table = layerTables?.[i];
-    return {
-      rmsAtt: get(`${p}input_layernorm.weight`),
-      qProj: opt(`${p}self_attn.q_proj.weight`),
-      qAProj: opt(`${p}self_attn.q_a_proj.weight`),
-      qALayernorm: opt(`${p}self_attn.q_a_layernorm.weight`),
-      qBProj: opt(`${p}self_attn.q_b_proj.weight`),
-      kvAProjWithMqa: get(`${p}self_attn.kv_a_proj_with_mqa.weight`),
-      kvALayernorm: opt(`${p}self_attn.kv_a_layernorm.weight`),
-      kvBProj: get(`${p}self_attn.kv_b_proj.weight`),
-      oProj: get(`${p}self_attn.o_proj.weight`),
-      ropeInvFreq: Array.isArray(table) ? Float64Array.from(table) : null,
-      rmsFfn: get(`${p}post_attention_layernorm.weight`),
-      w1: get(`${p}mlp.gate_proj.weight`),
-      w3: get(`${p}mlp.up_proj.weight`),
-      w2: get(`${p}mlp.down_proj.weight`),
+  // Tensor by tensor from the open file: the peak is the converted weights, not file + weights.
+  const file = openSafetensors(join(dir, 'model.safetensors'));
+  try {
+    const get = (name: string): Float32Array => {
+      if (!file.tensors.has(name)) throw new RangeError(`${dir}: missing tensor ${name}`);
+      return tensorToFloat32(file, name);
     };
-  });
-  const classifier = opt('lm_head.weight') ?? tokenEmbedding;
-  const weights = { tokenEmbedding, layers, rmsFinal: get('model.norm.weight'), classifier };
-  assertMlaWeightsMatch(weights, config);
-  return { config, weights };
+    const opt = (name: string): Float32Array | null => (file.tensors.has(name) ? get(name) : null);
+    const tokenEmbedding = get('model.embed_tokens.weight');
+    const layers: MlaLayerWeights[] = Array.from({ length: config.nLayers }, (_, i) => {
+      const p = `model.layers.${i}.`;
+      const table = layerTables?.[i];
+      return {
+        rmsAtt: get(`${p}input_layernorm.weight`),
+        qProj: opt(`${p}self_attn.q_proj.weight`),
+        qAProj: opt(`${p}self_attn.q_a_proj.weight`),
+        qALayernorm: opt(`${p}self_attn.q_a_layernorm.weight`),
+        qBProj: opt(`${p}self_attn.q_b_proj.weight`),
+        kvAProjWithMqa: get(`${p}self_attn.kv_a_proj_with_mqa.weight`),
+        kvALayernorm: opt(`${p}self_attn.kv_a_layernorm.weight`),
+        kvBProj: get(`${p}self_attn.kv_b_proj.weight`),
+        oProj: get(`${p}self_attn.o_proj.weight`),
+        ropeInvFreq: Array.isArray(table) ? Float64Array.from(table) : null,
+        rmsFfn: get(`${p}post_attention_layernorm.weight`),
+        w1: get(`${p}mlp.gate_proj.weight`),
+        w3: get(`${p}mlp.up_proj.weight`),
+        w2: get(`${p}mlp.down_proj.weight`),
+      };
+    });
+    const classifier = opt('lm_head.weight') ?? tokenEmbedding;
+    const weights = { tokenEmbedding, layers, rmsFinal: get('model.norm.weight'), classifier };
+    assertMlaWeightsMatch(weights, config);
+    return { config, weights };
+  } finally {
+    file.close();
+  }
 }
