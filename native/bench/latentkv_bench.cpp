@@ -203,7 +203,7 @@ double cold_read_gbs(size_t bytes, int n, std::vector<uint8_t>& evict, int reps)
         done.fetch_add(1);
       });
     }
-    for (size_t i = 0; i < evict.size(); i += 64) ev += evict[i]++;
+    for (size_t i = 0; i < evict.size(); i += 64) ev += getenv("LKV_DIRTY") ? evict[i]++ : evict[i];
     const auto t0 = std::chrono::steady_clock::now();
     go.store(true, std::memory_order_release);
     g_sink_u = sum_bytes(buf.data(), n > 1 ? part : bytes);
@@ -660,8 +660,9 @@ int main(int argc, char** argv) {
         p_wake.num_tokens = 1;
         p_wake.w_kv_a = w_small.data();
         for (int rep = 0; rep < (o.quick ? 5 : 21); ++rep) {
-          for (size_t i = 0; i < evict.size(); i += 64) ev += evict[i]++;
+          if (!getenv("LKV_NOSWEEP")) for (size_t i = 0; i < evict.size(); i += 64) ev += getenv("LKV_DIRTY") ? evict[i]++ : evict[i];
           lkv_mla_project_append(fast.h, &p_wake, &err);
+          if (getenv("LKV_WAKEONLY")) { const Clock::time_point t1 = Clock::now(); lkv_mla_project_append(fast.h, &p_wake, &err); ts.push_back(seconds_since(t1)); continue; }
           const Clock::time_point t0 = Clock::now();
           if (lkv_mla_project_append(fast.h, &p, &err) != LKV_OK) { std::fprintf(stderr, "%s\n", err.message); return 1; }
           ts.push_back(seconds_since(t0));
