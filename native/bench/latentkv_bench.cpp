@@ -164,6 +164,17 @@ Ceilings measure_ceilings(const Options& o) {
   return r;
 }
 
+// Evicts the caches by reading a buffer larger than the last-level cache (written once, when
+// it was made, so its pages are real and distinct). Read only: a sweep that wrote would leave
+// the caches full of dirty lines, and the timed kernel would pay their write-back to DRAM on
+// top of its own reads. In a decode step the work before a kernel mostly reads weights, so the
+// lines it leaves behind are clean.
+uint64_t sweep(const std::vector<uint8_t>& evict) {
+  uint64_t ev = 0;
+  for (size_t i = 0; i < evict.size(); i += 64) ev += evict[i];
+  return ev;
+}
+
 // ---- Cold read of a short buffer -------------------------------------------------------------
 
 // The bandwidth a plain read of `bytes` reaches right after the eviction sweep, on n threads (each
@@ -186,7 +197,7 @@ uint64_t sum_bytes(const uint8_t* p, size_t n) {
   return a + b + c + d;
 }
 
-double cold_read_gbs(size_t bytes, int n, std::vector<uint8_t>& evict, int reps) {
+double cold_read_gbs(size_t bytes, int n, const std::vector<uint8_t>& evict, int reps) {
   std::vector<uint8_t> buf(bytes, 1);
   std::vector<double> ts;
   uint64_t ev = 0;
@@ -203,7 +214,7 @@ double cold_read_gbs(size_t bytes, int n, std::vector<uint8_t>& evict, int reps)
         done.fetch_add(1);
       });
     }
-    for (size_t i = 0; i < evict.size(); i += 64) ev += getenv("LKV_DIRTY") ? evict[i]++ : evict[i];
+    ev += sweep(evict);
     const auto t0 = std::chrono::steady_clock::now();
     go.store(true, std::memory_order_release);
     g_sink_u = sum_bytes(buf.data(), n > 1 ? part : bytes);
@@ -660,9 +671,8 @@ int main(int argc, char** argv) {
         p_wake.num_tokens = 1;
         p_wake.w_kv_a = w_small.data();
         for (int rep = 0; rep < (o.quick ? 5 : 21); ++rep) {
-          if (!getenv("LKV_NOSWEEP")) for (size_t i = 0; i < evict.size(); i += 64) ev += getenv("LKV_DIRTY") ? evict[i]++ : evict[i];
+          ev += sweep(evict);
           lkv_mla_project_append(fast.h, &p_wake, &err);
-          if (getenv("LKV_WAKEONLY")) { const Clock::time_point t1 = Clock::now(); lkv_mla_project_append(fast.h, &p_wake, &err); ts.push_back(seconds_since(t1)); continue; }
           const Clock::time_point t0 = Clock::now();
           if (lkv_mla_project_append(fast.h, &p, &err) != LKV_OK) { std::fprintf(stderr, "%s\n", err.message); return 1; }
           ts.push_back(seconds_since(t0));
