@@ -11,16 +11,18 @@
 //     the latent rows are read once for every head of the tile; GQA: the KV head). A sequence
 //     with one split writes out/lse directly; otherwise the split writes a normalised partial
 //     output and its log-sum-exp.
-//  3. combine_kernel: one warp per (b, s, h) of a split sequence merges the partials by
+//  3. combine_kernel: one CTA per (b, s, h) of a split sequence merges the partials by
 //     log-sum-exp (natural log, as the CPU reference and FlashMLA return it).
-// This is the portable sm_80+ path with FP32 FMA arithmetic: correctness first. Tensor cores
-// (mma.sync / wgmma) are not used yet.
+// split_kernel is the portable path with FP32 FMA arithmetic, for every dtype and shape; MLA
+// with a bf16 or fp8 cache and DeepSeek's dimensions runs the tensor-core kernel of mla-split-mma.cu
+// in its place.
 #include <algorithm>
 #include <cmath>
 
 #include "../core/cache-layout.h"
 #include "cuda-common.cuh"
 #include "cuda-kernels.h"
+#include "mla-split-mma.h"
 #include "split-schedule.h"
 
 namespace lkv::cuda {
@@ -243,45 +245,69 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const AttnArgs a) {
   }
 }
 
-// One warp per (b, s, h) row of a sequence with more than one split.
-__global__ void combine_kernel(int B, int Sq, int H, int Dv, const int32_t* __restrict__ split_prefix,
-                               const float* __restrict__ part_o, const float* __restrict__ part_lse,
-                               float* __restrict__ out, float* __restrict__ lse) {
-  const int warps_per_block = blockDim.x / 32;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * warps_per_block + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  const int64_t rows = static_cast<int64_t>(B) * Sq * H;
-  if (row >= rows) return;
+// One CTA per (b, s, h) row of a sequence with more than one split: the split weights
+// exp(lse_i - lse) go to shared memory first, then every thread sums its output columns over
+// the splits with independent loads (a sequence may have thousands of splits at batch 1).
+constexpr int kCombineThreads = 128;
+
+__global__ void __launch_bounds__(kCombineThreads) combine_kernel(int B, int Sq, int H, int Dv,
+                                                                  const int32_t* __restrict__ split_prefix,
+                                                                  const float* __restrict__ part_o,
+                                                                  const float* __restrict__ part_lse,
+                                                                  float* __restrict__ out, float* __restrict__ lse) {
+  extern __shared__ float w_s[];  // [splits] weights, then 2 * warps reduction slots
+  const int64_t row = blockIdx.x;
   const int h = static_cast<int>(row % H);
   const int s = static_cast<int>((row / H) % Sq);
   const int b = static_cast<int>(row / (static_cast<int64_t>(H) * Sq));
   const int first = split_prefix[b], n = split_prefix[b + 1] - first;
   if (n <= 1) return;
+  float* red = w_s + n;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
   const int64_t stride = static_cast<int64_t>(Sq) * H;
   const int64_t sh = static_cast<int64_t>(s) * H + h;
   float mx = -INFINITY;
-  for (int i = lane; i < n; i += 32) mx = fmaxf(mx, part_lse[(first + i) * stride + sh]);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float li = part_lse[(first + i) * stride + sh];
+    w_s[i] = li;
+    mx = fmaxf(mx, li);
+  }
   mx = warp_max(mx);
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  mx = red[0];
+  for (int w = 1; w < nwarps; ++w) mx = fmaxf(mx, red[w]);
   float* o = out + row * Dv;
-  if (mx == -INFINITY) {
-    for (int c = lane; c < Dv; c += 32) o[c] = 0.0f;
-    if (lse && lane == 0) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = -INFINITY;
+  if (mx == -INFINITY) {  // every split empty (causal rows with nothing visible)
+    for (int c = threadIdx.x; c < Dv; c += blockDim.x) o[c] = 0.0f;
+    if (lse && threadIdx.x == 0) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = -INFINITY;
     return;
   }
   float sum = 0.0f;
-  for (int i = lane; i < n; i += 32) sum += expf(part_lse[(first + i) * stride + sh] - mx);
-  sum = warp_sum(sum);
-  const float total = mx + logf(sum);
-  for (int c = lane; c < Dv; c += 32) {
-    float acc = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      const float li = part_lse[(first + i) * stride + sh];
-      if (li == -INFINITY) continue;
-      acc = fmaf(expf(li - total), part_o[((first + i) * stride + sh) * Dv + c], acc);
-    }
-    o[c] = acc;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float e = expf(w_s[i] - mx);
+    w_s[i] = e;
+    sum += e;
   }
-  if (lse && lane == 0) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = total;
+  sum = warp_sum(sum);
+  if (lane == 0) red[nwarps + warp] = sum;
+  __syncthreads();
+  sum = 0.0f;
+  for (int w = 0; w < nwarps; ++w) sum += red[nwarps + w];
+  const float inv = 1.0f / sum;
+  const float* po = part_o + (static_cast<int64_t>(first) * stride + sh) * Dv;
+  const int64_t split_stride = stride * Dv;
+  for (int c = threadIdx.x; c < Dv; c += blockDim.x) {
+    float acc0 = 0.0f, acc1 = 0.0f;
+    int i = 0;
+    for (; i + 1 < n; i += 2) {  // two independent chains; w = 0 for an empty split
+      acc0 = fmaf(w_s[i], po[i * split_stride + c], acc0);
+      acc1 = fmaf(w_s[i + 1], po[(i + 1) * split_stride + c], acc1);
+    }
+    if (i < n) acc0 = fmaf(w_s[i], po[i * split_stride + c], acc0);
+    o[c] = (acc0 + acc1) * inv;
+  }
+  if (lse && threadIdx.x == 0) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = mx + logf(sum);
 }
 
 int odd_stride(int n) { return n | 1; }
@@ -293,6 +319,17 @@ size_t smem_bytes(int rows, int tok, int Dk, int Dv, bool gqa) {
   return f * sizeof(float);
 }
 
+// Parts per (tile, group): as many CTAs as fit the device at once, at most 4096.
+void plan_parts(int B, int Sq, int H, int Dv, int per_sm, const DeviceLimits& dev, AttentionPlan* plan) {
+  per_sm = std::max(per_sm, 1);
+  const long long ctas = static_cast<long long>(dev.multiprocessors) * per_sm;
+  const long long per_part = static_cast<long long>(plan->row_tiles) * plan->groups;
+  plan->num_parts = static_cast<int>(std::max<long long>(1, std::min<long long>(ctas / per_part, 4096)));
+  const size_t slots = static_cast<size_t>(B) + plan->num_parts;
+  plan->part_floats = slots * Sq * H * (static_cast<size_t>(Dv) + 1);
+  plan->sched_ints = static_cast<size_t>(plan->num_parts) * kMetaInts + B + 1;
+}
+
 cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, const DeviceLimits& dev,
                         AttentionPlan* plan, const char** why) {
   if (static_cast<size_t>(B) * 4 > 48 * 1024) {
@@ -300,6 +337,27 @@ cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, c
     return cudaErrorInvalidValue;
   }
   const int msub = Sq * (H / G);
+  if (plan->mma_rows > 0) {  // the caller chose the tensor-core MLA kernel
+    const int rows = mla_mma_rows(msub);
+    plan->mma_rows = rows;
+    plan->rows = rows;
+    plan->tok = 64;
+    plan->row_tiles = (msub + rows - 1) / rows;
+    plan->groups = G;
+    plan->smem = mla_mma_smem(rows, plan->mma_fp8);
+    if (plan->smem > static_cast<size_t>(dev.smem_optin)) {
+      plan->mma_rows = 0;  // a device with less shared memory: the portable kernel below
+    } else {
+      int per_sm = 0;
+      const cudaError_t e = mla_mma_prepare(rows, plan->mma_fp8, &per_sm);
+      if (e != cudaSuccess) {
+        *why = "preparing the tensor-core mla_decode kernel";
+        return e;
+      }
+      plan_parts(B, Sq, H, Dv, per_sm, dev, plan);
+      return cudaSuccess;
+    }
+  }
   int rows = std::min(msub, 16), tok = 32;
   size_t smem = smem_bytes(rows, tok, Dk, Dv, gqa);
   while (smem > static_cast<size_t>(dev.smem_optin)) {
@@ -334,13 +392,7 @@ cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, c
     *why = "cudaOccupancyMaxActiveBlocksPerMultiprocessor";
     return e;
   }
-  per_sm = std::max(per_sm, 1);
-  const long long ctas = static_cast<long long>(dev.multiprocessors) * per_sm;
-  const long long per_part = static_cast<long long>(plan->row_tiles) * G;
-  plan->num_parts = static_cast<int>(std::max<long long>(1, std::min<long long>(ctas / per_part, 4096)));
-  const size_t slots = static_cast<size_t>(B) + plan->num_parts;
-  plan->part_floats = slots * Sq * H * (static_cast<size_t>(Dv) + 1);
-  plan->sched_ints = static_cast<size_t>(plan->num_parts) * kMetaInts + B + 1;
+  plan_parts(B, Sq, H, Dv, per_sm, dev, plan);
   return cudaSuccess;
 }
 
@@ -363,13 +415,41 @@ cudaError_t launch_common(AttnArgs a, const AttentionPlan& plan, float* wf, int3
                                                                         meta, prefix);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  const dim3 grid(plan.num_parts, plan.row_tiles, plan.groups);
-  split_kernel<<<grid, kThreads, plan.smem, stream>>>(a);
-  e = cudaGetLastError();
+  if (plan.mma_rows > 0) {
+    MlaMmaArgs m{};
+    m.B = a.B;
+    m.Sq = a.Sq;
+    m.H = a.H;
+    m.group = a.group;
+    m.rows_per_tile = plan.mma_rows;
+    m.fp8 = plan.mma_fp8;
+    m.block_size = a.block_size;
+    m.max_blocks = a.max_blocks;
+    m.scale_log2 = a.scale * 1.4426950408889634f;
+    m.q_latent = a.q_main;
+    m.q_rope = a.q_rope;
+    m.cache = a.cache;
+    m.row_bytes = a.row_bytes;
+    m.rope_offset = a.rope_offset;
+    m.block_table = a.block_table;
+    m.seq_lens = a.seq_lens;
+    m.out = a.out;
+    m.lse = a.lse;
+    m.meta = a.meta;
+    m.split_prefix = a.split_prefix;
+    m.part_o = a.part_o;
+    m.part_lse = a.part_lse;
+    e = launch_mla_split_mma(m, dim3(plan.row_tiles, plan.num_parts, plan.groups), stream);
+  } else {
+    const dim3 grid(plan.num_parts, plan.row_tiles, plan.groups);
+    split_kernel<<<grid, kThreads, plan.smem, stream>>>(a);
+    e = cudaGetLastError();
+  }
   if (e != cudaSuccess) return e;
+  // A sequence has at most num_parts splits.
   const int64_t rows = static_cast<int64_t>(a.B) * a.Sq * a.H;
-  const int warps = 8;
-  combine_kernel<<<static_cast<unsigned>((rows + warps - 1) / warps), warps * 32, 0, stream>>>(
+  const size_t combine_smem = (static_cast<size_t>(plan.num_parts) + 2 * kCombineThreads / 32) * sizeof(float);
+  combine_kernel<<<static_cast<unsigned>(rows), kCombineThreads, combine_smem, stream>>>(
       a.B, a.Sq, a.H, a.Dv, prefix, a.part_o, a.part_lse, a.out, a.lse);
   return cudaGetLastError();
 }
@@ -378,6 +458,8 @@ cudaError_t launch_common(AttnArgs a, const AttentionPlan& plan, float* wf, int3
 
 cudaError_t plan_mla_decode(const lkv_mla_decode_params& p, const DeviceLimits& dev, AttentionPlan* plan,
                             const char** why) {
+  plan->mma_rows = mla_mma_supported(p) ? 1 : 0;
+  plan->mma_fp8 = p.cache_dtype == LKV_DTYPE_FP8_E4M3;
   return plan_common(p.batch, p.q_len, p.num_heads, p.rope_heads, p.kv_lora_rank + p.rope_dim,
                      p.kv_lora_rank, false, dev, plan, why);
 }

@@ -25,6 +25,8 @@ struct AttentionPlan {
   int row_tiles = 1;  // tiles per group
   int groups = 1;     // MLA: rope_heads; GQA: num_kv_heads
   int num_parts = 1;  // CTAs per (tile, group) the scheduler spreads the KV work over
+  int mma_rows = 0;   // > 0: the tensor-core MLA kernel with tiles of this many rows
+  bool mma_fp8 = false;  // ... over an fp8-e4m3 cache
   size_t smem = 0;    // dynamic shared memory per CTA
   // Workspace (floats / ints) the launch needs: partial outputs and the schedule.
   size_t part_floats = 0;

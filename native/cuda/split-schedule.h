@@ -27,7 +27,10 @@ constexpr int kMetaInts = 5;
 template <typename Lens, typename Units>
 LKV_HOST_DEVICE void compute_split_schedule(const Lens& seq_lens, const Units& units, int B, int num_parts,
                                             int32_t* meta, int32_t* split_prefix) {
-  long long total = 0;
+  // Budget the overhead of every split the parts can create (at most B + num_parts - 1) and of
+  // the tail a part leaves when it closes with less than one unit free: without it the shares
+  // run out early and the last part, which must finish everything, gets several shares.
+  long long total = 2LL * num_parts * kOverheadUnits;
   for (int b = 0; b < B; ++b) total += units[b] + kOverheadUnits;
   long long per_part = (total + num_parts - 1) / num_parts;
   if (per_part < kOverheadUnits + 1) per_part = kOverheadUnits + 1;
