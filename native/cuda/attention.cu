@@ -105,12 +105,20 @@ __device__ void load_chunk(const AttnArgs& a, int b, int g, int t0, int count, f
   }
 }
 
+// Units of a sequence computed from its length in shared memory.
+struct UnitsFromLens {
+  const int32_t* lens;
+  __device__ int operator[](int b) const { return (lens[b] + kUnitTokens - 1) / kUnitTokens; }
+};
+
 __global__ void schedule_kernel(const int32_t* __restrict__ seq_lens, int B, int num_parts,
                                 int32_t* __restrict__ meta, int32_t* __restrict__ split_prefix) {
-  extern __shared__ int32_t units_s[];  // [B] units (64 tokens) per sequence
-  for (int b = threadIdx.x; b < B; b += blockDim.x) units_s[b] = (seq_lens[b] + kUnitTokens - 1) / kUnitTokens;
+  // The serial scan below reads every length several times: from global memory each read
+  // would be a dependent round trip (25 us at B = 64), from shared memory it is not.
+  extern __shared__ int32_t lens_s[];  // [B]
+  for (int b = threadIdx.x; b < B; b += blockDim.x) lens_s[b] = seq_lens[b];
   __syncthreads();
-  if (threadIdx.x == 0) compute_split_schedule(seq_lens, units_s, B, num_parts, meta, split_prefix);
+  if (threadIdx.x == 0) compute_split_schedule(lens_s, UnitsFromLens{lens_s}, B, num_parts, meta, split_prefix);
 }
 
 __global__ void __launch_bounds__(kThreads) split_kernel(const AttnArgs a) {
@@ -197,6 +205,7 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const AttnArgs a) {
         }
         const float sum = warp_sum(pr);
         if (lane < a.tok) p_s[r * a.tok + lane] = pr;
+        __syncwarp();  // every lane has read m_s[r] and l_s[r] before lane 0 rewrites them
         if (lane == 0) {
           m_s[r] = m_new;
           l_s[r] = l_s[r] * alpha + sum;
@@ -245,9 +254,9 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const AttnArgs a) {
   }
 }
 
-// One CTA per (b, s, h) row of a sequence with more than one split: the split weights
-// exp(lse_i - lse) go to shared memory first, then every thread sums its output columns over
-// the splits with independent loads (a sequence may have thousands of splits at batch 1).
+// One CTA per (b, s, h) row of a sequence with more than one split and 128 output columns: the
+// split weights exp(lse_i - lse) go to shared memory first, then every thread sums its column
+// over the splits in four independent chains (a sequence may have hundreds of splits at B = 1).
 constexpr int kCombineThreads = 128;
 
 __global__ void __launch_bounds__(kCombineThreads) combine_kernel(int B, int Sq, int H, int Dv,
@@ -257,6 +266,7 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(int B, int Sq,
                                                                   float* __restrict__ out, float* __restrict__ lse) {
   extern __shared__ float w_s[];  // [splits] weights, then 2 * warps reduction slots
   const int64_t row = blockIdx.x;
+  const int col0 = blockIdx.y * blockDim.x;  // this CTA's output columns: one per thread
   const int h = static_cast<int>(row % H);
   const int s = static_cast<int>((row / H) % Sq);
   const int b = static_cast<int>(row / (static_cast<int64_t>(H) * Sq));
@@ -278,9 +288,11 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(int B, int Sq,
   mx = red[0];
   for (int w = 1; w < nwarps; ++w) mx = fmaxf(mx, red[w]);
   float* o = out + row * Dv;
+  const int c = col0 + threadIdx.x;
+  const bool writes_lse = lse && blockIdx.y == 0 && threadIdx.x == 0;
   if (mx == -INFINITY) {  // every split empty (causal rows with nothing visible)
-    for (int c = threadIdx.x; c < Dv; c += blockDim.x) o[c] = 0.0f;
-    if (lse && threadIdx.x == 0) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = -INFINITY;
+    if (c < Dv) o[c] = 0.0f;
+    if (writes_lse) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = -INFINITY;
     return;
   }
   float sum = 0.0f;
@@ -297,17 +309,17 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(int B, int Sq,
   const float inv = 1.0f / sum;
   const float* po = part_o + (static_cast<int64_t>(first) * stride + sh) * Dv;
   const int64_t split_stride = stride * Dv;
-  for (int c = threadIdx.x; c < Dv; c += blockDim.x) {
-    float acc0 = 0.0f, acc1 = 0.0f;
+  if (c < Dv) {
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // independent chains; w = 0 for an empty split
     int i = 0;
-    for (; i + 1 < n; i += 2) {  // two independent chains; w = 0 for an empty split
-      acc0 = fmaf(w_s[i], po[i * split_stride + c], acc0);
-      acc1 = fmaf(w_s[i + 1], po[(i + 1) * split_stride + c], acc1);
+    for (; i + 3 < n; i += 4) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) acc[k] = fmaf(w_s[i + k], po[(i + k) * split_stride + c], acc[k]);
     }
-    if (i < n) acc0 = fmaf(w_s[i], po[i * split_stride + c], acc0);
-    o[c] = (acc0 + acc1) * inv;
+    for (; i < n; ++i) acc[0] = fmaf(w_s[i], po[i * split_stride + c], acc[0]);
+    o[c] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) * inv;
   }
-  if (lse && threadIdx.x == 0) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = mx + logf(sum);
+  if (writes_lse) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = mx + logf(sum);
 }
 
 int odd_stride(int n) { return n | 1; }
@@ -341,7 +353,7 @@ cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, c
     const int rows = mla_mma_rows(msub);
     plan->mma_rows = rows;
     plan->rows = rows;
-    plan->tok = 64;
+    plan->tok = 64;  // informational: the kernel picks 32 or 64 per variant
     plan->row_tiles = (msub + rows - 1) / rows;
     plan->groups = G;
     plan->smem = mla_mma_smem(rows, plan->mma_fp8);
@@ -423,6 +435,9 @@ cudaError_t launch_common(AttnArgs a, const AttentionPlan& plan, float* wf, int3
     m.group = a.group;
     m.rows_per_tile = plan.mma_rows;
     m.fp8 = plan.mma_fp8;
+    // Chunks start at multiples of their size (the schedule's unit is a multiple of it), so
+    // with such pages a chunk never crosses a page.
+    m.contiguous = plan.mma_fp8 && a.block_size % kMlaMmaContiguousTokens == 0;
     m.block_size = a.block_size;
     m.max_blocks = a.max_blocks;
     m.scale_log2 = a.scale * 1.4426950408889634f;
@@ -449,7 +464,8 @@ cudaError_t launch_common(AttnArgs a, const AttentionPlan& plan, float* wf, int3
   // A sequence has at most num_parts splits.
   const int64_t rows = static_cast<int64_t>(a.B) * a.Sq * a.H;
   const size_t combine_smem = (static_cast<size_t>(plan.num_parts) + 2 * kCombineThreads / 32) * sizeof(float);
-  combine_kernel<<<static_cast<unsigned>(rows), kCombineThreads, combine_smem, stream>>>(
+  const dim3 combine_grid(static_cast<unsigned>(rows), static_cast<unsigned>((a.Dv + kCombineThreads - 1) / kCombineThreads));
+  combine_kernel<<<combine_grid, kCombineThreads, combine_smem, stream>>>(
       a.B, a.Sq, a.H, a.Dv, prefix, a.part_o, a.part_lse, a.out, a.lse);
   return cudaGetLastError();
 }

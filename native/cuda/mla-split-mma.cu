@@ -1,13 +1,16 @@
 // Tensor-core split kernel of mla_decode for bf16 and fp8-e4m3 caches, sm_80+ (mma.sync
 // m16n8k16, ldmatrix, cp.async). One CTA (8 warps) owns a tile of 16 or 32 query rows (s, head)
-// of one rope group and walks the token ranges the scheduler gave its part, 64 tokens per chunk:
-//   - the chunk's latent rows stream into shared memory with cp.async, double-buffered, so the
-//     next chunk is in flight while this one is computed; the page of each row is looked up one
-//     chunk ahead. bf16 rows (512 + 64 bf16) land where the mma reads them. fp8 rows (512 fp8,
-//     an f32 scale, 64 bf16; 4-byte aligned only) land raw and are widened to bf16 in shared
-//     memory (exact), and the row scale is applied to the latent part of S and folded into P;
-//   - S = Q K^T: warp w takes tokens [8w, 8w + 8) of the chunk over all 576 dims;
-//   - an online softmax in base 2 over the chunk (8 or 16 threads per row), P rounded to bf16;
+// of one rope group and walks the token ranges the scheduler gave its part, 32 tokens per chunk:
+//   - the chunks' latent rows stream into shared memory with cp.async through kStages stages,
+//     so three chunks are in flight while one is computed (one chunk of 64 was too little to
+//     cover the memory latency of a whole GPU); the page of each row is looked up one chunk
+//     before its copy is issued. bf16 rows (512 + 64 bf16) land where the mma reads them. fp8
+//     rows (512 fp8, an f32 scale, 64 bf16; 4-byte aligned only) land raw and are widened to
+//     bf16 in shared memory (exact); the row scale multiplies the latent part of S and is
+//     folded into P;
+//   - S = Q K^T: warp w takes the 8 tokens of n-tile w % 4 over half of the 576 dims (w / 4);
+//     the two halves meet in the softmax;
+//   - an online softmax in base 2 (8 or 16 threads per row), P rounded to bf16;
 //   - O += P V with V = the first 512 dims of the same rows: warp w owns dims [64w, 64w + 64),
 //     accumulated in f32 registers for the whole token range.
 // The latent rows are read from memory once per tile and serve as both K and V. Shared-memory
@@ -30,18 +33,40 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kDv = 512;               // latent rank, the value width
 constexpr int kDr = 64;                // rope dims per group
 constexpr int kDk = kDv + kDr;         // key width
-constexpr int kTok = 64;               // tokens per chunk: 8 warps x 8 tokens
 constexpr int kKvStride = kDk + 8;     // bf16 elements per shared row (1168 bytes)
-constexpr int kPStride = kTok + 8;     // bf16 elements per P row (144 bytes)
-constexpr int kSStride = kTok + 4;     // floats per score row
 constexpr int kPiecesPerRow = kDk * 2 / 16;   // 16-byte cp.async pieces per token row (72)
 constexpr int kLatentPieces = kDv * 2 / 16;   // of which latent (64)
-constexpr int kThreadsPerToken = 8;
-constexpr int kTokensPerPass = kThreads / kThreadsPerToken;  // 32
-
-static_assert(kTok == kWarps * 8, "one 8-token n-tile of S per warp");
 static_assert(kDv == kWarps * 64, "64 value dims of O per warp");
-static_assert(kPiecesPerRow % kThreadsPerToken == 0, "pieces split evenly over a token's threads");
+// Copies: 8 threads per row, so a warp instruction covers whole 128-byte lines of 4 rows (4
+// threads per row, 64-byte pieces, measured 5% slower); 32 rows per pass.
+constexpr int kCopyThreadsPerToken = 8;
+constexpr int kCopyTokensPerPass = kThreads / kCopyThreadsPerToken;
+static_assert(kPiecesPerRow % kCopyThreadsPerToken == 0, "pieces split evenly over a row's threads");
+static_assert(kUnitTokens % kMlaMmaContiguousTokens == 0, "schedule units start on 64-token boundaries");
+
+// One variant's shape: tokens per chunk, pipeline stages, CTAs per SM. Measured on an H100
+// (B = 64, L = 8K): 32-row tiles and bf16 16-row tiles run best with 64-token chunks and one CTA
+// per SM; fp8 16-row tiles (whose chunks also need widening) with 32-token chunks and two CTAs
+// per SM. Deeper pipelines measured slower: the kernel is bound by latency inside the SM.
+template <int MT, bool FP8>
+struct Cfg {
+#ifdef LKV_MMA_SMALL_TILES_TOK32  // A/B switch for the bench: every 16-row tile with 32-token chunks
+  static constexpr bool kSmall = MT == 1;
+#else
+  static constexpr bool kSmall = MT == 1 && FP8;
+#endif
+  static constexpr int kTok = kSmall ? 32 : 64;
+  static constexpr int kStages = 2;
+  static constexpr int kCtas = kSmall ? 2 : 1;
+  static constexpr int kRows = MT * 16;
+  static constexpr int kWarpsPerTile = kWarps / (kTok / 8);  // warps sharing one 8-token n-tile of S
+  static constexpr int kKRange = kDk / kWarpsPerTile;        // dims of S per warp
+  static constexpr int kPStride = kTok + 8;                  // bf16 elements per P row
+  static constexpr int kSStride = kTok + 4;                  // floats per score row
+  static constexpr int kCopyPasses = kTok / kCopyTokensPerPass;  // rows each thread helps copy
+  static_assert(kMlaMmaContiguousTokens % kTok == 0, "chunks stay inside 64-aligned page runs");
+  static_assert(kKRange % 32 == 0, "S in steps of two k16");
+};
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -77,51 +102,62 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-constexpr int kRawStride = 656;  // bytes per staged fp8 row (644 used; 164 words: no conflicts)
+constexpr int kRawStride = 644;  // bytes per staged fp8 row: the global layout, so a page's run copies as is
 constexpr int kRawWords = 161;   // 4-byte words of one fp8 row: 128 latent, 1 scale, 32 rope
 
 struct Smem {
   __nv_bfloat16* q;   // [rows][kKvStride]
-  __nv_bfloat16* kv;  // bf16: [2][kTok][kKvStride] stages; fp8: [kTok][kKvStride] widened chunk
-  uint8_t* raw;       // fp8: [2][kTok][kRawStride] stages
-  float* scale;       // fp8: [kTok] row scales of the chunk
-  float* s;           // [rows][kSStride]
-  __nv_bfloat16* p;   // [rows][kPStride]
+  __nv_bfloat16* kv;  // bf16: [stages][tok][kKvStride]; fp8: [tok][kKvStride] widened chunk
+  uint8_t* raw;       // fp8: [stages][tok][kRawStride]
+  float* scale;       // fp8: [tok] row scales of the chunk
+  float* s;           // [warps per n-tile][rows][s stride] partial sums of S
+  __nv_bfloat16* p;   // [rows][p stride]
   float* m;           // [rows] running max (base 2)
   float* l;           // [rows] running sum
   float* alpha;       // [rows] this chunk's rescale factor
 };
 
-__host__ __device__ constexpr size_t smem_size(int rows, bool fp8) {
-  return static_cast<size_t>(rows) * kKvStride * 2 + (fp8 ? 1 : 2) * static_cast<size_t>(kTok) * kKvStride * 2 +
-         (fp8 ? 2 * static_cast<size_t>(kTok) * kRawStride + kTok * 4 : 0) +
-         static_cast<size_t>(rows) * kSStride * 4 + static_cast<size_t>(rows) * kPStride * 2 +
-         3 * static_cast<size_t>(rows) * 4;
+template <int MT, bool FP8>
+__host__ __device__ constexpr size_t smem_size() {
+  using C = Cfg<MT, FP8>;
+  return static_cast<size_t>(C::kRows) * kKvStride * 2 +
+         (FP8 ? 1 : C::kStages) * static_cast<size_t>(C::kTok) * kKvStride * 2 +
+         (FP8 ? static_cast<size_t>(C::kStages) * C::kTok * kRawStride + C::kTok * 4 : 0) +
+         static_cast<size_t>(C::kWarpsPerTile) * C::kRows * C::kSStride * 4 +
+         static_cast<size_t>(C::kRows) * C::kPStride * 2 + 3 * static_cast<size_t>(C::kRows) * 4;
 }
 
-template <int ROWS, bool FP8>
+template <int MT, bool FP8>
 __device__ Smem carve(unsigned char* base) {
+  using C = Cfg<MT, FP8>;
   Smem s;
   s.q = reinterpret_cast<__nv_bfloat16*>(base);
-  s.kv = s.q + ROWS * kKvStride;
-  unsigned char* next = reinterpret_cast<unsigned char*>(s.kv + (FP8 ? 1 : 2) * kTok * kKvStride);
+  s.kv = s.q + C::kRows * kKvStride;
+  unsigned char* next = reinterpret_cast<unsigned char*>(s.kv + (FP8 ? 1 : C::kStages) * C::kTok * kKvStride);
   s.raw = next;
-  s.scale = reinterpret_cast<float*>(next + (FP8 ? 2 * kTok * kRawStride : 0));
-  s.s = s.scale + (FP8 ? kTok : 0);
-  s.p = reinterpret_cast<__nv_bfloat16*>(s.s + ROWS * kSStride);
-  s.m = reinterpret_cast<float*>(s.p + ROWS * kPStride);
-  s.l = s.m + ROWS;
-  s.alpha = s.l + ROWS;
+  s.scale = reinterpret_cast<float*>(next + (FP8 ? C::kStages * C::kTok * kRawStride : 0));
+  s.s = s.scale + (FP8 ? C::kTok : 0);
+  s.p = reinterpret_cast<__nv_bfloat16*>(s.s + C::kWarpsPerTile * C::kRows * C::kSStride);
+  s.m = reinterpret_cast<float*>(s.p + C::kRows * C::kPStride);
+  s.l = s.m + C::kRows;
+  s.alpha = s.l + C::kRows;
   return s;
 }
 
-// Each thread moves the rows of chunk tokens tid / 8 and tid / 8 + 32; pages[] holds their
-// block-table entries (-1: past the chunk's end), read one chunk before they are needed.
-__device__ __forceinline__ void fetch_pages(const MlaMmaArgs& a, int b, int t0, int count, int32_t (&pages)[2]) {
+// The block-table entries of the chunk rows this thread copies (-1: past the chunk's end). With
+// contiguous chunks (a.contiguous) every thread needs only the one page of the chunk.
+template <int N>
+struct Pages {
+  int32_t v[N];
+};
+
+template <class C>
+__device__ __forceinline__ void fetch_pages(const MlaMmaArgs& a, int b, int t0, int count,
+                                            Pages<C::kCopyPasses>& pages) {
 #pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int t = threadIdx.x / kThreadsPerToken + k * kTokensPerPass;
-    pages[k] = t < count ? a.block_table[static_cast<int64_t>(b) * a.max_blocks + (t0 + t) / a.block_size] : -1;
+  for (int k = 0; k < C::kCopyPasses; ++k) {
+    const int t = a.contiguous ? 0 : threadIdx.x / kCopyThreadsPerToken + k * kCopyTokensPerPass;
+    pages.v[k] = t < count ? a.block_table[static_cast<int64_t>(b) * a.max_blocks + (t0 + t) / a.block_size] : -1;
   }
 }
 
@@ -131,29 +167,42 @@ __device__ __forceinline__ void cp_async4(void* dst, const void* src, int src_by
 }
 
 // Queues the rows of the chunk at t0 into a stage; rows past the chunk's end are zero-filled
-// (their scores are masked, and zero V keeps 0 * V finite).
-template <bool FP8>
-__device__ __forceinline__ void issue_chunk(const MlaMmaArgs& a, int g, int t0, const int32_t (&pages)[2],
+// (bf16: their scores are masked, and zero V keeps 0 * V finite; fp8: widen_fp8_chunk zeroes).
+template <class C, bool FP8>
+__device__ __forceinline__ void issue_chunk(const MlaMmaArgs& a, int g, int t0, int count,
+                                            const Pages<C::kCopyPasses>& pages,
                                             const Smem& sm, int stage) {
-  const int sub = threadIdx.x % kThreadsPerToken;
+  constexpr int kTok = C::kTok;
+  if (FP8 && a.contiguous) {
+    // The chunk is count rows of one page: 16-byte pieces of the whole run. Rounding up reads
+    // at most 15 bytes of the next row, which is inside the page (count < tok ends mid-page).
+    const uint8_t* base =
+        a.cache + (static_cast<int64_t>(pages.v[0]) * a.block_size + t0 % a.block_size) * a.row_bytes;
+    uint8_t* dst = sm.raw + stage * kTok * kRawStride;
+    const int pieces = (count * kRawStride + 15) / 16;
+    for (int i = threadIdx.x; i < pieces; i += kThreads) cp_async16(dst + i * 16, base + i * 16, 16);
+    return;
+  }
+  const int sub = threadIdx.x % kCopyThreadsPerToken;
 #pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int t = threadIdx.x / kThreadsPerToken + k * kTokensPerPass;
+  for (int k = 0; k < C::kCopyPasses; ++k) {
+    const int t = threadIdx.x / kCopyThreadsPerToken + k * kCopyTokensPerPass;
     const uint8_t* row = a.cache;
     int bytes = 0;
-    if (pages[k] >= 0) {
+    if (pages.v[k] >= 0) {
       const int token = t0 + t;
-      row = a.cache + (static_cast<int64_t>(pages[k]) * a.block_size + token % a.block_size) * a.row_bytes;
+      row = a.cache + (static_cast<int64_t>(pages.v[k]) * a.block_size + token % a.block_size) * a.row_bytes;
       bytes = FP8 ? 4 : 16;
     }
     if constexpr (FP8) {
       uint8_t* dst = sm.raw + (stage * kTok + t) * kRawStride;
-      for (int w = sub; w < kRawWords; w += kThreadsPerToken) cp_async4(dst + w * 4, bytes ? row + w * 4 : a.cache, bytes);
+      for (int w = sub; w < kRawWords; w += kCopyThreadsPerToken)
+        cp_async4(dst + w * 4, bytes ? row + w * 4 : a.cache, bytes);
     } else {
       const uint8_t* rope = row + a.rope_offset + static_cast<int64_t>(g) * kDr * 2;
       __nv_bfloat16* dst = sm.kv + (stage * kTok + t) * kKvStride;
 #pragma unroll
-      for (int i = sub; i < kPiecesPerRow; i += kThreadsPerToken) {
+      for (int i = sub; i < kPiecesPerRow; i += kCopyThreadsPerToken) {
         const uint8_t* src = i < kLatentPieces ? row + i * 16 : rope + (i - kLatentPieces) * 16;
         cp_async16(dst + i * 8, bytes ? src : a.cache, bytes);
       }
@@ -162,33 +211,47 @@ __device__ __forceinline__ void issue_chunk(const MlaMmaArgs& a, int g, int t0, 
 }
 
 // fp8: widens a raw stage to bf16 rows in sm.kv (e4m3 values are exact in bf16) and keeps the
-// row scales; 4 threads per token. Needs rope_heads == 1 (checked by mla_mma_supported).
-__device__ __forceinline__ void widen_fp8_chunk(const Smem& sm, int stage) {
-  const int t = threadIdx.x / 4, sub = threadIdx.x % 4;
-  const uint32_t* src = reinterpret_cast<const uint32_t*>(sm.raw + (stage * kTok + t) * kRawStride);
-  __nv_bfloat16* dst = sm.kv + t * kKvStride;
-#pragma unroll 8
-  for (int w = sub; w < kDv / 4; w += 4) {
-    const uint32_t v = src[w];
-    const __half2 lo = __half2(__nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(v & 0xffffu), __NV_E4M3));
-    const __half2 hi = __half2(__nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(v >> 16), __NV_E4M3));
-    __nv_bfloat162 out[2] = {__float22bfloat162_rn(__half22float2(lo)), __float22bfloat162_rn(__half22float2(hi))};
-    *reinterpret_cast<uint2*>(dst + w * 4) = *reinterpret_cast<const uint2*>(out);
-  }
-  const uint32_t* rope = src + kDv / 4 + 1;
-  uint32_t* rdst = reinterpret_cast<uint32_t*>(dst + kDv);
+// row scales; a warp per row, a lane per word (conflict-free). Rows past count become zeros
+// (a contiguous copy brings whatever the page holds there). Needs rope_heads == 1.
+template <class C>
+__device__ __forceinline__ void widen_fp8_chunk(const Smem& sm, int stage, int count) {
+  constexpr int kTok = C::kTok;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int t = warp; t < kTok; t += kWarps) {
+    const uint32_t* src = reinterpret_cast<const uint32_t*>(sm.raw + (stage * kTok + t) * kRawStride);
+    __nv_bfloat16* dst = sm.kv + t * kKvStride;
+    uint32_t* rdst = reinterpret_cast<uint32_t*>(dst + kDv);
+    if (t >= count) {
 #pragma unroll
-  for (int w = sub; w < kDr / 2; w += 4) rdst[w] = rope[w];
-  if (sub == 0) sm.scale[t] = __uint_as_float(src[kDv / 4]);
+      for (int j = 0; j < kDv / 128; ++j) *reinterpret_cast<uint2*>(dst + (lane + 32 * j) * 4) = make_uint2(0, 0);
+      rdst[lane] = 0;
+      if (lane == 0) sm.scale[t] = 0.0f;
+      continue;
+    }
+#pragma unroll
+    for (int j = 0; j < kDv / 128; ++j) {
+      const uint32_t v = src[lane + 32 * j];
+      const __half2 lo = __half2(__nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(v & 0xffffu), __NV_E4M3));
+      const __half2 hi = __half2(__nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(v >> 16), __NV_E4M3));
+      __nv_bfloat162 out[2] = {__float22bfloat162_rn(__half22float2(lo)), __float22bfloat162_rn(__half22float2(hi))};
+      *reinterpret_cast<uint2*>(dst + (lane + 32 * j) * 4) = *reinterpret_cast<const uint2*>(out);
+    }
+    static_assert(kDr / 2 == 32, "one rope word per lane");
+    rdst[lane] = src[kDv / 4 + 1 + lane];
+    if (lane == 0) sm.scale[t] = __uint_as_float(src[kDv / 4]);
+  }
 }
 
 template <int MT, bool FP8>
-__global__ void __launch_bounds__(kThreads, 1) mla_split_mma_kernel(const MlaMmaArgs a) {
-  constexpr int ROWS = MT * 16;
-  constexpr int kRowThreads = kThreads / ROWS;     // softmax threads per row (8 or 16)
-  constexpr int kRowTokens = kTok / kRowThreads;   // tokens per softmax thread (8 or 4)
+__global__ void __launch_bounds__(kThreads, Cfg<MT, FP8>::kCtas) mla_split_mma_kernel(const MlaMmaArgs a) {
+  using C = Cfg<MT, FP8>;
+  constexpr int ROWS = C::kRows, kTok = C::kTok, kStages = C::kStages;
+  constexpr int kPStride = C::kPStride, kSStride = C::kSStride, kKRange = C::kKRange;
+  constexpr int kRowThreads = kThreads / ROWS;     // softmax threads per row (16 or 8)
+  constexpr int kRowTokens = kTok / kRowThreads;   // tokens per softmax thread (2 or 4)
+  static_assert(kRowTokens % 2 == 0, "softmax threads write pairs of P");
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const Smem sm = carve<ROWS, FP8>(smem_raw);
+  const Smem sm = carve<MT, FP8>(smem_raw);
 
   const int tile = blockIdx.x, part = blockIdx.y, g = blockIdx.z;
   const int32_t* meta = a.meta + part * kMetaInts;
@@ -198,19 +261,26 @@ __global__ void __launch_bounds__(kThreads, 1) mla_split_mma_kernel(const MlaMma
   const int gid = lane / 4, tig = lane % 4;
   const int rows_group = a.Sq * a.group;
   const int row0 = tile * ROWS;
+  // This warp's part of S: an n-tile (8 tokens) and a range of the 576 dims.
+  const int ntile = warp % (kTok / 8), kpart = warp / (kTok / 8);
 
   for (int b = begin_b; b <= end_b; ++b) {
     const int len = a.seq_lens[b];
     const int t_begin = b == begin_b ? begin_tok : 0;
     const int t_end = b == end_b ? min(end_tok, len) : len;
     const int nchunks = t_end > t_begin ? (t_end - t_begin + kTok - 1) / kTok : 0;
-    int32_t pages[2];
-    if (nchunks > 0) {
-      fetch_pages(a, b, t_begin, min(kTok, t_end - t_begin), pages);
-      issue_chunk<FP8>(a, g, t_begin, pages, sm, 0);
+    auto chunk_count = [&](int c) { return min(kTok, t_end - (t_begin + c * kTok)); };
+    // Prologue: the first kStages - 1 chunks in flight, the page of the next one in hand.
+    Pages<C::kCopyPasses> pages{};
+    if (nchunks > 0) fetch_pages<C>(a, b, t_begin, chunk_count(0), pages);
+#pragma unroll
+    for (int c = 0; c < kStages - 1; ++c) {
+      if (c < nchunks) {
+        issue_chunk<C, FP8>(a, g, t_begin + c * kTok, chunk_count(c), pages, sm, c);
+        if (c + 1 < nchunks) fetch_pages<C>(a, b, t_begin + (c + 1) * kTok, chunk_count(c + 1), pages);
+      }
+      cp_async_commit();
     }
-    cp_async_commit();
-    if (nchunks > 1) fetch_pages(a, b, t_begin + kTok, min(kTok, t_end - t_begin - kTok), pages);
 
     // Query rows of the tile in bf16; rows past the group's end are zero.
     for (int idx = threadIdx.x; idx < ROWS * kDk / 2; idx += kThreads) {
@@ -239,93 +309,89 @@ __global__ void __launch_bounds__(kThreads, 1) mla_split_mma_kernel(const MlaMma
 
     for (int c = 0; c < nchunks; ++c) {
       const int t0 = t_begin + c * kTok;
-      const int count = min(kTok, t_end - t0);
-      if (c + 1 < nchunks) {
-        issue_chunk<FP8>(a, g, t0 + kTok, pages, sm, (c + 1) & 1);
-        // The loads of the pages two chunks ahead overlap this chunk's work.
-        if (c + 2 < nchunks) fetch_pages(a, b, t0 + 2 * kTok, min(kTok, t_end - t0 - 2 * kTok), pages);
+      const int count = chunk_count(c);
+      const int ahead = c + kStages - 1;
+      if (ahead < nchunks) {
+        issue_chunk<C, FP8>(a, g, t_begin + ahead * kTok, chunk_count(ahead), pages, sm, ahead % kStages);
+        // The page lookup for the next copy overlaps this chunk's work.
+        if (ahead + 1 < nchunks) fetch_pages<C>(a, b, t_begin + (ahead + 1) * kTok, chunk_count(ahead + 1), pages);
       }
       cp_async_commit();
-      cp_async_wait<1>();
+      cp_async_wait<kStages - 1>();
       __syncthreads();
       if constexpr (FP8) {
-        widen_fp8_chunk(sm, c & 1);
+        widen_fp8_chunk<C>(sm, c % kStages, count);
         __syncthreads();
       }
-      const __nv_bfloat16* kv = sm.kv + (FP8 ? 0 : (c & 1) * kTok * kKvStride);
+      const __nv_bfloat16* kv = sm.kv + (FP8 ? 0 : (c % kStages) * kTok * kKvStride);
 
-      // S for tokens [8 * warp, 8 * warp + 8) of the chunk, all rows: latent and rope parts in
-      // separate accumulators (fp8 scales only the latent part), the latent in two chains.
+      // This warp's part of S for n-tile `ntile`, all rows: latent and rope dims in separate
+      // accumulators (fp8 scales only the latent part), the latent in two chains.
       {
         float acc[MT][4], acc2[MT][4], accr[MT][4];
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
           for (int e = 0; e < 4; ++e) acc[mt][e] = acc2[mt][e] = accr[mt][e] = 0.0f;
-        const __nv_bfloat16* kb = kv + (warp * 8 + lane % 8) * kKvStride + (lane / 8) * 8;
-        const __nv_bfloat16* qa = sm.q + (lane % 16) * kKvStride + (lane / 16) * 8;
-#pragma unroll 4
-        for (int k = 0; k < kDv; k += 32) {
+        const int k0 = C::kWarpsPerTile == 1 ? 0 : kpart * kKRange;  // 0: the rope test below folds
+        const __nv_bfloat16* kb = kv + (ntile * 8 + lane % 8) * kKvStride + k0 + (lane / 8) * 8;
+        const __nv_bfloat16* qa = sm.q + (lane % 16) * kKvStride + k0 + (lane / 16) * 8;
+#pragma unroll
+        for (int k = 0; k < kKRange; k += 32) {
           uint32_t bk[4];
           ldmatrix_x4(bk, kb + k);
+          const bool rope = k0 + k >= kDv;  // warp-uniform
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt) {
-            uint32_t aq[4];
+            uint32_t aq[4], aq2[4];
             ldmatrix_x4(aq, qa + mt * 16 * kKvStride + k);
-            mma_bf16(acc[mt], aq, bk[0], bk[1]);
-            ldmatrix_x4(aq, qa + mt * 16 * kKvStride + k + 16);
-            mma_bf16(acc2[mt], aq, bk[2], bk[3]);
+            ldmatrix_x4(aq2, qa + mt * 16 * kKvStride + k + 16);
+            if (rope) {
+              mma_bf16(accr[mt], aq, bk[0], bk[1]);
+              mma_bf16(accr[mt], aq2, bk[2], bk[3]);
+            } else {
+              mma_bf16(acc[mt], aq, bk[0], bk[1]);
+              mma_bf16(acc2[mt], aq2, bk[2], bk[3]);
+            }
           }
         }
-#pragma unroll
-        for (int k = kDv; k < kDk; k += 32) {
-          uint32_t bk[4];
-          ldmatrix_x4(bk, kb + k);
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt) {
-            uint32_t aq[4];
-            ldmatrix_x4(aq, qa + mt * 16 * kKvStride + k);
-            mma_bf16(accr[mt], aq, bk[0], bk[1]);
-            ldmatrix_x4(aq, qa + mt * 16 * kKvStride + k + 16);
-            mma_bf16(accr[mt], aq, bk[2], bk[3]);
-          }
-        }
-        const int n = warp * 8 + tig * 2;
+        const int n = ntile * 8 + tig * 2;
         float s0 = 1.0f, s1 = 1.0f;
         if constexpr (FP8) {
           s0 = sm.scale[n];
           s1 = sm.scale[n + 1];
         }
-        // Scale to base 2 and mask: chunk end, and the causal window of each query position.
+        float* sh = sm.s + kpart * ROWS * kSStride;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
-            const int r = mt * 16 + gid + half * 8;
-            const int s = min(row0 + r, rows_group - 1) / a.group;
-            const int visible = len - a.Sq + 1 + s;
-            const int e = half * 2;
-            const float d0 = (acc[mt][e] + acc2[mt][e]) * s0 + accr[mt][e];
-            const float d1 = (acc[mt][e + 1] + acc2[mt][e + 1]) * s1 + accr[mt][e + 1];
-            float2 v;
-            v.x = (n < count && t0 + n < visible) ? d0 * a.scale_log2 : -INFINITY;
-            v.y = (n + 1 < count && t0 + n + 1 < visible) ? d1 * a.scale_log2 : -INFINITY;
-            *reinterpret_cast<float2*>(sm.s + r * kSStride + n) = v;
+            const int r = mt * 16 + gid + half * 8, e = half * 2;
+            *reinterpret_cast<float2*>(sh + r * kSStride + n) =
+                make_float2((acc[mt][e] + acc2[mt][e]) * s0 + accr[mt][e],
+                            (acc[mt][e + 1] + acc2[mt][e + 1]) * s1 + accr[mt][e + 1]);
           }
         }
       }
       __syncthreads();
 
-      // Online softmax of the chunk: kRowThreads neighbouring threads per row. fp8: P is
-      // multiplied by the row scale (the V rows are unscaled), l sums the plain P.
+      // Online softmax of the chunk: kRowThreads neighbouring threads per row. Scores in base 2,
+      // masked past the chunk's end and outside each query position's causal window. fp8: P is
+      // multiplied by the row scale (the V rows are unscaled); l sums the plain P.
       {
         const int r = threadIdx.x / kRowThreads, j = threadIdx.x % kRowThreads;
-        const float* srow = sm.s + r * kSStride + j * kRowTokens;
+        const int tj = j * kRowTokens;
+        const int s = min(row0 + r, rows_group - 1) / a.group;
+        const int limit = min(count, len - a.Sq + 1 + s - t0);  // visible tokens of this chunk
+        const float* srow = sm.s + r * kSStride + tj;
         float sv[kRowTokens];
         float mx = -INFINITY;
 #pragma unroll
         for (int t = 0; t < kRowTokens; ++t) {
-          sv[t] = srow[t];
+          float d = srow[t];
+#pragma unroll
+          for (int w = 1; w < C::kWarpsPerTile; ++w) d += srow[w * ROWS * kSStride + t];
+          sv[t] = tj + t < limit ? d * a.scale_log2 : -INFINITY;
           mx = fmaxf(mx, sv[t]);
         }
 #pragma unroll
@@ -333,7 +399,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_split_mma_kernel(const MlaMma
         const float m_old = sm.m[r];
         const float m_new = fmaxf(m_old, mx);
         float sum = 0.0f;
-        __nv_bfloat16* prow = sm.p + r * kPStride + j * kRowTokens;
+        __nv_bfloat16* prow = sm.p + r * kPStride + tj;
 #pragma unroll
         for (int t = 0; t < kRowTokens; t += 2) {
           float p0 = 0.0f, p1 = 0.0f;
@@ -343,13 +409,14 @@ __global__ void __launch_bounds__(kThreads, 1) mla_split_mma_kernel(const MlaMma
           }
           sum += p0 + p1;
           if constexpr (FP8) {
-            p0 *= sm.scale[j * kRowTokens + t];
-            p1 *= sm.scale[j * kRowTokens + t + 1];
+            p0 *= sm.scale[tj + t];
+            p1 *= sm.scale[tj + t + 1];
           }
           *reinterpret_cast<__nv_bfloat162*>(prow + t) = __floats2bfloat162_rn(p0, p1);
         }
 #pragma unroll
         for (int off = kRowThreads / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        __syncwarp();  // every thread of the row has read m and l before thread 0 rewrites them
         if (j == 0) {
           const float alpha = m_old == -INFINITY ? (m_new == -INFINITY ? 1.0f : 0.0f) : exp2f(m_old - m_new);
           sm.alpha[r] = alpha;
@@ -392,9 +459,10 @@ __global__ void __launch_bounds__(kThreads, 1) mla_split_mma_kernel(const MlaMma
           }
         }
       }
-      __syncthreads();  // the next iteration's cp.async overwrites the stage read above
+      __syncthreads();  // a later iteration's cp.async overwrites the stage read above
     }
-    if (nchunks == 0) __syncthreads();  // m and l were set above; nothing else ordered them
+    cp_async_wait<0>();  // no copy of this segment may land after the next one starts
+    __syncthreads();     // m and l (also when there were no chunks) before they are read below
 
     // Result (one split) or partial (several): O / l and the log-sum-exp in natural log.
     const int nsplits = a.split_prefix[b + 1] - a.split_prefix[b];
@@ -437,11 +505,21 @@ __global__ void __launch_bounds__(kThreads, 1) mla_split_mma_kernel(const MlaMma
 
 template <int MT, bool FP8>
 cudaError_t prepare(int* ctas_per_sm) {
-  const size_t smem = smem_size(MT * 16, FP8);
+  const size_t smem = smem_size<MT, FP8>();
   cudaError_t e = cudaFuncSetAttribute(mla_split_mma_kernel<MT, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(smem));
   if (e != cudaSuccess) return e;
+  // All of the SM's unified L1/shared storage as shared memory, or two CTAs never fit.
+  e = cudaFuncSetAttribute(mla_split_mma_kernel<MT, FP8>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           cudaSharedmemCarveoutMaxShared);
+  if (e != cudaSuccess) return e;
   return cudaOccupancyMaxActiveBlocksPerMultiprocessor(ctas_per_sm, mla_split_mma_kernel<MT, FP8>, kThreads, smem);
+}
+
+template <int MT, bool FP8>
+cudaError_t launch(const MlaMmaArgs& a, dim3 grid, cudaStream_t stream) {
+  mla_split_mma_kernel<MT, FP8><<<grid, kThreads, smem_size<MT, FP8>(), stream>>>(a);
+  return cudaGetLastError();
 }
 
 }  // namespace
@@ -453,7 +531,10 @@ bool mla_mma_supported(const lkv_mla_decode_params& p) {
 
 int mla_mma_rows(int rows_per_group) { return rows_per_group <= 16 ? 16 : 32; }
 
-size_t mla_mma_smem(int rows, bool fp8) { return smem_size(rows, fp8); }
+size_t mla_mma_smem(int rows, bool fp8) {
+  if (fp8) return rows == 16 ? smem_size<1, true>() : smem_size<2, true>();
+  return rows == 16 ? smem_size<1, false>() : smem_size<2, false>();
+}
 
 cudaError_t mla_mma_prepare(int rows, bool fp8, int* ctas_per_sm) {
   if (fp8) return rows == 16 ? prepare<1, true>(ctas_per_sm) : prepare<2, true>(ctas_per_sm);
@@ -461,15 +542,8 @@ cudaError_t mla_mma_prepare(int rows, bool fp8, int* ctas_per_sm) {
 }
 
 cudaError_t launch_mla_split_mma(const MlaMmaArgs& a, dim3 grid, cudaStream_t stream) {
-  const size_t smem = smem_size(a.rows_per_tile, a.fp8);
-  if (a.fp8) {
-    if (a.rows_per_tile == 16) mla_split_mma_kernel<1, true><<<grid, kThreads, smem, stream>>>(a);
-    else mla_split_mma_kernel<2, true><<<grid, kThreads, smem, stream>>>(a);
-  } else {
-    if (a.rows_per_tile == 16) mla_split_mma_kernel<1, false><<<grid, kThreads, smem, stream>>>(a);
-    else mla_split_mma_kernel<2, false><<<grid, kThreads, smem, stream>>>(a);
-  }
-  return cudaGetLastError();
+  if (a.fp8) return a.rows_per_tile == 16 ? launch<1, true>(a, grid, stream) : launch<2, true>(a, grid, stream);
+  return a.rows_per_tile == 16 ? launch<1, false>(a, grid, stream) : launch<2, false>(a, grid, stream);
 }
 
 }  // namespace lkv::cuda

@@ -13,10 +13,15 @@
 
 namespace lkv::cuda {
 
+// Chunks (32 or 64 tokens) start at multiples of their size, so a chunk never crosses a run of
+// this many tokens that starts at a multiple of it: with block_size % 64 == 0, never a page.
+constexpr int kMlaMmaContiguousTokens = 64;
+
 struct MlaMmaArgs {
   int B, Sq, H, group;  // group = H / rope_heads query heads per rope group
   int rows_per_tile;    // 16 * m-tiles
   bool fp8;             // fp8-e4m3 cache (else bf16)
+  bool contiguous;      // fp8 with block_size % kMlaMmaContiguousTokens == 0: a chunk is one page's run
   int block_size, max_blocks;
   float scale_log2;  // softmax_scale * log2(e): scores are kept in base 2
   const float* q_latent;  // [B, Sq, H, 512]

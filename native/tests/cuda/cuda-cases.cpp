@@ -65,6 +65,7 @@ std::vector<DecodeShape> cuda_decode_grid() {
   grid.push_back({2, 4, 40, 512, 64, 4, 32, LKV_DTYPE_BF16, {500, 2000}});
   grid.push_back({3, 2, 128, 512, 64, 1, 16, LKV_DTYPE_FP8_E4M3, {1000, 0, 77}});
   grid.push_back({2, 3, 24, 512, 64, 1, 1, LKV_DTYPE_FP8_E4M3, {130, 5}});
+  grid.push_back({2, 2, 16, 512, 64, 1, 128, LKV_DTYPE_FP8_E4M3, {1000, 129}});
   grid.push_back({1, 1, 16, 512, 64, 1, 64, LKV_DTYPE_FP8_E4M3, {8192}});
   grid.push_back({4, 2, 16, 512, 64, 1, 64, LKV_DTYPE_F16, {4097, 1, 2, 3000}});
   // Many sequences of ragged lengths: every scheduler boundary case at once.

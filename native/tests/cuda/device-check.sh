@@ -10,8 +10,10 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noh
 "$BIN/latentkv_cuda_tests" ${TESTS:-} 2>&1 | tee "$LOG/tests.log" | grep -v '^\[ RUN'
 echo "tests rc=${PIPESTATUS[0]}"
 if [ -n "${SANITIZE:-}" ]; then
-  compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/latentkv_cuda_tests" "$SANITIZE" 2>&1 | tail -4
-  compute-sanitizer --tool racecheck --error-exitcode 9 "$BIN/latentkv_cuda_tests" "$SANITIZE" 2>&1 | tail -6
+  for tool in memcheck racecheck synccheck; do
+    compute-sanitizer --tool $tool --error-exitcode 9 "$BIN/latentkv_cuda_tests" "$SANITIZE" >"$LOG/$tool.log" 2>&1
+    echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$LOG/$tool.log" | tail -1)"
+  done
 fi
 if [ -n "${BENCH:-}" ]; then
   gemm=$(python3 "$here/ceilings.py" 2>"$LOG/ceilings.txt" | tail -1)

@@ -80,11 +80,11 @@ TEST(cuda_backend_creates_and_reports) {
   CHECK(major >= 8);
 }
 
-TEST(cuda_mla_decode_matches_reference) {
-  if (!have_gpu()) return;
+// Every shape: the GPU result against the CPU reference, twice (bitwise equal), and with lse = NULL.
+static int check_decode_shapes(const std::vector<DecodeShape>& shapes) {
   uint32_t seed = 1;
   int cases = 0;
-  for (const auto& shape : cuda_decode_grid()) {
+  for (const auto& shape : shapes) {
     const DecodeCase c = make_decode_case(shape, seed++);
     double lsum = 0;
     for (int32_t l : shape.seq_lens) lsum += l;
@@ -135,7 +135,27 @@ TEST(cuda_mla_decode_matches_reference) {
               "no-lse " + shape.describe());
     ++cases;
   }
-  std::printf("  %d decode cases\n", cases);
+  return cases;
+}
+
+TEST(cuda_mla_decode_matches_reference) {
+  if (!have_gpu()) return;
+  std::printf("  %d decode cases\n", check_decode_shapes(cuda_decode_grid()));
+}
+
+// Small shapes for compute-sanitizer (memcheck, racecheck): both split kernels, every
+// tensor-core variant (bf16/fp8, 16/32-row tiles, contiguous and per-row fp8 loads), splits,
+// chunk tails, Sq = 2, an empty sequence.
+TEST(cuda_sanitizer_grid) {
+  if (!have_gpu()) return;
+  const std::vector<DecodeShape> shapes = {
+      {2, 1, 16, 512, 64, 1, 64, LKV_DTYPE_BF16, {300, 0}},
+      {1, 2, 24, 512, 64, 1, 16, LKV_DTYPE_BF16, {200}},
+      {2, 1, 16, 512, 64, 1, 64, LKV_DTYPE_FP8_E4M3, {150, 70}},
+      {1, 2, 32, 512, 64, 1, 8, LKV_DTYPE_FP8_E4M3, {190}},
+      {2, 2, 8, 24, 4, 4, 1, LKV_DTYPE_F32, {9, 17}},
+  };
+  std::printf("  %d decode cases\n", check_decode_shapes(shapes));
 }
 
 TEST(cuda_mla_decode_stages_host_pointers) {
