@@ -1,16 +1,17 @@
 // Tensor-core split kernel of mla_decode for bf16 and fp8-e4m3 caches, sm_80+ (mma.sync
 // m16n8k16, ldmatrix, cp.async). One CTA (8 warps) owns a tile of 16 or 32 query rows (s, head)
-// of one rope group and walks the token ranges the scheduler gave its part, 32 tokens per chunk:
-//   - the chunks' latent rows stream into shared memory with cp.async through kStages stages,
-//     so three chunks are in flight while one is computed (one chunk of 64 was too little to
-//     cover the memory latency of a whole GPU); the page of each row is looked up one chunk
-//     before its copy is issued. bf16 rows (512 + 64 bf16) land where the mma reads them. fp8
-//     rows (512 fp8, an f32 scale, 64 bf16; 4-byte aligned only) land raw and are widened to
-//     bf16 in shared memory (exact); the row scale multiplies the latent part of S and is
+// of one rope group and walks the token ranges the scheduler gave its part, chunk by chunk
+// (32 or 64 tokens, see Cfg):
+//   - the chunks' latent rows stream into shared memory with cp.async, double-buffered, 8
+//     threads per row (whole 128-byte lines per warp instruction); the page of each row is
+//     looked up one chunk before its copy is issued. bf16 rows (512 + 64 bf16) land where the
+//     mma reads them. fp8 rows (512 fp8, an f32 scale, 64 bf16; 4-byte aligned only) land raw
+//     (a page's run in 16-byte pieces when pages hold a multiple of 64 rows) and are widened
+//     to bf16 in shared memory (exact); the row scale multiplies the latent part of S and is
 //     folded into P;
-//   - S = Q K^T: warp w takes the 8 tokens of n-tile w % 4 over half of the 576 dims (w / 4);
-//     the two halves meet in the softmax;
-//   - an online softmax in base 2 (8 or 16 threads per row), P rounded to bf16;
+//   - S = Q K^T: each warp takes one 8-token n-tile over all 576 dims (64-token chunks) or over
+//     half of them (32-token chunks; the halves meet in the softmax);
+//   - an online softmax in base 2 (several threads per row), P rounded to bf16;
 //   - O += P V with V = the first 512 dims of the same rows: warp w owns dims [64w, 64w + 64),
 //     accumulated in f32 registers for the whole token range.
 // The latent rows are read from memory once per tile and serve as both K and V. Shared-memory
@@ -47,14 +48,11 @@ static_assert(kUnitTokens % kMlaMmaContiguousTokens == 0, "schedule units start 
 // One variant's shape: tokens per chunk, pipeline stages, CTAs per SM. Measured on an H100
 // (B = 64, L = 8K): 32-row tiles and bf16 16-row tiles run best with 64-token chunks and one CTA
 // per SM; fp8 16-row tiles (whose chunks also need widening) with 32-token chunks and two CTAs
-// per SM. Deeper pipelines measured slower: the kernel is bound by latency inside the SM.
+// per SM. Deeper pipelines measured slower, and so did Q's fragments held in registers (half
+// the shared-memory reads): the kernel is bound by latency inside the SM, not by bandwidth.
 template <int MT, bool FP8>
 struct Cfg {
-#ifdef LKV_MMA_SMALL_TILES_TOK32  // A/B switch for the bench: every 16-row tile with 32-token chunks
-  static constexpr bool kSmall = MT == 1;
-#else
   static constexpr bool kSmall = MT == 1 && FP8;
-#endif
   static constexpr int kTok = kSmall ? 32 : 64;
   static constexpr int kStages = 2;
   static constexpr int kCtas = kSmall ? 2 : 1;
