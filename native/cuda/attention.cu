@@ -256,7 +256,7 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const AttnArgs a) {
 
 // One CTA per (b, s, h) row of a sequence with more than one split and 128 output columns: the
 // split weights exp(lse_i - lse) go to shared memory first, then every thread sums its column
-// over the splits in four independent chains (a sequence may have hundreds of splits at B = 1).
+// over the splits, 16 loads at a time (a sequence may have hundreds of splits at B = 1).
 constexpr int kCombineThreads = 128;
 
 __global__ void __launch_bounds__(kCombineThreads) combine_kernel(int B, int Sq, int H, int Dv,
@@ -310,14 +310,19 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(int B, int Sq,
   const float* po = part_o + (static_cast<int64_t>(first) * stride + sh) * Dv;
   const int64_t split_stride = stride * Dv;
   if (c < Dv) {
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // independent chains; w = 0 for an empty split
+    // 16 loads in flight before their sums: one L2 round trip per 16 splits, not per split.
+    constexpr int kBatch = 16;
+    float acc = 0.0f;
     int i = 0;
-    for (; i + 3 < n; i += 4) {
+    for (; i + kBatch <= n; i += kBatch) {
+      float v[kBatch];
 #pragma unroll
-      for (int k = 0; k < 4; ++k) acc[k] = fmaf(w_s[i + k], po[(i + k) * split_stride + c], acc[k]);
+      for (int k = 0; k < kBatch; ++k) v[k] = po[(i + k) * split_stride + c];
+#pragma unroll
+      for (int k = 0; k < kBatch; ++k) acc = fmaf(w_s[i + k], v[k], acc);  // w = 0: empty split
     }
-    for (; i < n; ++i) acc[0] = fmaf(w_s[i], po[i * split_stride + c], acc[0]);
-    o[c] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) * inv;
+    for (; i < n; ++i) acc = fmaf(w_s[i], po[i * split_stride + c], acc);
+    o[c] = acc * inv;
   }
   if (writes_lse) lse[(static_cast<int64_t>(b) * H + h) * Sq + s] = mx + logf(sum);
 }
@@ -361,7 +366,15 @@ cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, c
       plan->mma_rows = 0;  // a device with less shared memory: the portable kernel below
     } else {
       int per_sm = 0;
-      const cudaError_t e = mla_mma_prepare(rows, plan->mma_fp8, &per_sm);
+      cudaError_t e = mla_mma_prepare(rows, plan->mma_fp8, &per_sm);
+      // The schedule and combine kernels around it ask for the same shared-memory carveout, so
+      // the SMs never reconfigure L1/shared between the three launches.
+      if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(schedule_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 cudaSharedmemCarveoutMaxShared);
+      if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(combine_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 cudaSharedmemCarveoutMaxShared);
       if (e != cudaSuccess) {
         *why = "preparing the tensor-core mla_decode kernel";
         return e;
