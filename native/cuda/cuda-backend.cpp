@@ -338,7 +338,8 @@ lkv_status mla_project_append(void* ctx, const lkv_mla_project_append_params* pp
   LKV_CUDA_TRY(cudaMemcpyAsync(c.inv_freq, inv.data(), inv.size() * 4, cudaMemcpyHostToDevice, c.stream),
                "cudaMemcpyAsync (rope frequencies)");
   LKV_CUDA_TRY(cudaStreamSynchronize(c.stream), "cudaStreamSynchronize (rope frequencies)");
-  LKV_CUDA_TRY(launch_mla_project_append(p, c.inv_freq, c.stream), "mla_project_append launch");
+  if ((s = ensure(c, &c.wf, &c.wf_cap, project_append_workspace_floats(p), err)) != LKV_OK) return s;
+  LKV_CUDA_TRY(launch_mla_project_append(p, c.inv_freq, c.wf, c.stream), "mla_project_append launch");
   return st.finish(err);
 }
 

@@ -46,9 +46,11 @@ cudaError_t launch_mla_decode(const lkv_mla_decode_params& p, const AttentionPla
 cudaError_t launch_gqa_decode(const lkv_gqa_decode_params& p, const AttentionPlan& plan,
                               float* workspace_f, int32_t* workspace_i, cudaStream_t stream);
 
-// inv_freq: device [P/2] (rope frequencies computed on the host by lkv::rope_inv_freq).
+// inv_freq: device [P/2] (rope frequencies computed on the host by lkv::rope_inv_freq);
+// workspace: project_append_workspace_floats(p) floats (the projection before norm and RoPE).
+size_t project_append_workspace_floats(const lkv_mla_project_append_params& p);
 cudaError_t launch_mla_project_append(const lkv_mla_project_append_params& p,
-                                      const float* inv_freq, cudaStream_t stream);
+                                      const float* inv_freq, float* workspace, cudaStream_t stream);
 cudaError_t launch_gqa_append(const lkv_gqa_append_params& p, cudaStream_t stream);
 
 // Checks that this binary has machine code or PTX the device can run (no-kernel-image errors).

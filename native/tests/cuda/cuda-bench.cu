@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/cache-layout.h"
+#include "core/rope.h"
 #include "cuda/cuda-kernels.h"
 #include "latentkv-cuda.h"
 #include "latentkv.h"
@@ -230,6 +231,139 @@ struct Shape {
   lkv_dtype dtype;
 };
 
+// gqa_decode at the CPU bench's shape (Llama-3-8B: H = 32, Hkv = 8, D = 128, pages of 64), bf16
+// cache: bytes are the K and V rows read.
+void bench_gqa(cudaStream_t stream, const lkv::cuda::DeviceLimits& limits, double copy_gbs, bool quick) {
+  const int H = 32, KV = 8, D = 128, bs = 64;
+  std::printf("\ngqa_decode H=%d Hkv=%d D=%d bf16 cache (portable FP32 split kernel)\n", H, KV, D);
+  std::printf("%4s %6s %10s %8s %6s\n", "B", "L", "us", "GB/s", "%copy");
+  for (int B : quick ? std::vector<int>{1, 64} : std::vector<int>{1, 8, 64}) {
+    for (int L : quick ? std::vector<int>{8192} : std::vector<int>{4096, 8192, 32768}) {
+      const int per_seq = (L + bs - 1) / bs, blocks = B * per_seq;
+      const size_t row_bytes = 2ull * 2 * KV * D;
+      const size_t cache_bytes = static_cast<size_t>(blocks) * bs * row_bytes;
+      uint8_t* cache;
+      float *q, *out;
+      int32_t *table, *lens;
+      BENCH_CHECK(cudaMalloc(&cache, cache_bytes));
+      BENCH_CHECK(cudaMalloc(&q, static_cast<size_t>(B) * H * D * 4));
+      BENCH_CHECK(cudaMalloc(&out, static_cast<size_t>(B) * H * D * 4));
+      BENCH_CHECK(cudaMalloc(&table, static_cast<size_t>(blocks) * 4));
+      BENCH_CHECK(cudaMalloc(&lens, static_cast<size_t>(B) * 4));
+      fill_random<<<2048, 256, 0, stream>>>(cache, cache_bytes, LKV_DTYPE_BF16, 21);
+      fill_float<<<256, 256, 0, stream>>>(q, static_cast<size_t>(B) * H * D, 22, -1.0f, 1.0f);
+      std::vector<int32_t> t(static_cast<size_t>(blocks)), l(static_cast<size_t>(B), L);
+      std::iota(t.begin(), t.end(), 0);
+      std::shuffle(t.begin(), t.end(), std::mt19937(5));
+      BENCH_CHECK(cudaMemcpy(table, t.data(), t.size() * 4, cudaMemcpyHostToDevice));
+      BENCH_CHECK(cudaMemcpy(lens, l.data(), l.size() * 4, cudaMemcpyHostToDevice));
+      lkv_gqa_decode_params p{};
+      p.batch = B;
+      p.q_len = 1;
+      p.num_heads = H;
+      p.num_kv_heads = KV;
+      p.head_dim = D;
+      p.block_size = bs;
+      p.num_blocks = blocks;
+      p.max_blocks_per_seq = per_seq;
+      p.cache_dtype = LKV_DTYPE_BF16;
+      p.softmax_scale = 1.0f / std::sqrt(static_cast<float>(D));
+      p.q = q;
+      p.cache = cache;
+      p.block_table = table;
+      p.seq_lens = lens;
+      p.out = out;
+      lkv::cuda::AttentionPlan plan;
+      const char* why = "";
+      BENCH_CHECK(lkv::cuda::plan_gqa_decode(p, limits, &plan, &why));
+      float* wf;
+      int32_t* wi;
+      BENCH_CHECK(cudaMalloc(&wf, plan.part_floats * 4));
+      BENCH_CHECK(cudaMalloc(&wi, plan.sched_ints * 4));
+      const float ms = median_ms([&] { BENCH_CHECK(lkv::cuda::launch_gqa_decode(p, plan, wf, wi, stream)); }, 3,
+                                 quick ? 5 : 10, stream);
+      const double gbs = static_cast<double>(B) * L * row_bytes / (ms * 1e-3) / 1e9;
+      std::printf("%4d %6d %10.1f %8.0f %5.0f%%\n", B, L, ms * 1e3, gbs, 100 * gbs / copy_gbs);
+      for (void* ptr : {static_cast<void*>(cache), static_cast<void*>(q), static_cast<void*>(out),
+                        static_cast<void*>(table), static_cast<void*>(lens), static_cast<void*>(wf),
+                        static_cast<void*>(wi)})
+        cudaFree(ptr);
+    }
+  }
+}
+
+// mla_project_append at the CPU bench's shapes (E = 7168 and 2048, T = 1 and 64, bf16 cache):
+// bytes are the weights read once per call, the term that bounds T = 1.
+void bench_project_append(cudaStream_t stream, double copy_gbs) {
+  const int R = 512, P = 64, bs = 64;
+  std::printf("\nmla_project_append R=%d P=%d bf16 cache (GEMV over the GPU, then norm/RoPE/store)\n", R, P);
+  std::printf("%6s %4s %5s %10s %8s %6s\n", "E", "T", "w", "us", "GB/s", "%copy");
+  for (lkv_dtype wd : {LKV_DTYPE_BF16, LKV_DTYPE_F32}) {
+    for (int E : {7168, 2048}) {
+      for (int T : {1, 64}) {
+        const size_t es = lkv_dtype_size(wd), wbytes = static_cast<size_t>(R + P) * E * es;
+        const lkv_cache_layout lay = lkv::cache_layout(LKV_DTYPE_BF16, R, P);
+        const int blocks = (T + bs - 1) / bs + 1;
+        void* w;
+        float *x, *gamma, *inv;
+        int32_t* pos;
+        int64_t* slots;
+        uint8_t* cache;
+        BENCH_CHECK(cudaMalloc(&w, wbytes));
+        BENCH_CHECK(cudaMalloc(&x, static_cast<size_t>(T) * E * 4));
+        BENCH_CHECK(cudaMalloc(&gamma, R * 4));
+        BENCH_CHECK(cudaMalloc(&inv, P / 2 * 4));
+        BENCH_CHECK(cudaMalloc(&pos, T * 4));
+        BENCH_CHECK(cudaMalloc(&slots, T * 8));
+        BENCH_CHECK(cudaMalloc(&cache, static_cast<size_t>(blocks) * bs * lay.row_bytes));
+        fill_random<<<1024, 256, 0, stream>>>(static_cast<uint8_t*>(w), wbytes, wd, 31);
+        fill_float<<<256, 256, 0, stream>>>(x, static_cast<size_t>(T) * E, 32, -1.0f, 1.0f);
+        fill_float<<<4, 256, 0, stream>>>(gamma, R, 33, 0.5f, 1.5f);
+        std::vector<int32_t> hp(static_cast<size_t>(T));
+        std::vector<int64_t> hs(static_cast<size_t>(T));
+        for (int t = 0; t < T; ++t) {
+          hp[t] = 1000 + t;
+          hs[t] = t;
+        }
+        BENCH_CHECK(cudaMemcpy(pos, hp.data(), T * 4, cudaMemcpyHostToDevice));
+        BENCH_CHECK(cudaMemcpy(slots, hs.data(), T * 8, cudaMemcpyHostToDevice));
+        lkv_mla_project_append_params p{};
+        p.num_tokens = T;
+        p.hidden_size = E;
+        p.kv_lora_rank = R;
+        p.rope_dim = P;
+        p.rope_heads = 1;
+        p.block_size = bs;
+        p.num_blocks = blocks;
+        p.cache_dtype = LKV_DTYPE_BF16;
+        p.weight_dtype = wd;
+        p.norm_eps = 1e-6f;
+        p.rope.style = LKV_ROPE_INTERLEAVED;
+        p.rope.theta = 10000.0f;
+        p.hidden = x;
+        p.w_kv_a = w;
+        p.norm_weight = gamma;
+        p.positions = pos;
+        p.slot_mapping = slots;
+        p.cache = cache;
+        std::vector<float> hinv(P / 2);
+        lkv::rope_inv_freq(p.rope, P, hinv.data());
+        BENCH_CHECK(cudaMemcpy(inv, hinv.data(), hinv.size() * 4, cudaMemcpyHostToDevice));
+        float* ws;
+        BENCH_CHECK(cudaMalloc(&ws, lkv::cuda::project_append_workspace_floats(p) * 4));
+        const float ms =
+            median_ms([&] { BENCH_CHECK(lkv::cuda::launch_mla_project_append(p, inv, ws, stream)); }, 3, 10, stream);
+        cudaFree(ws);
+        const double gbs = static_cast<double>(wbytes) / (ms * 1e-3) / 1e9;
+        std::printf("%6d %4d %5s %10.1f %8.0f %5.0f%%\n", E, T, lkv_dtype_name(wd), ms * 1e3, gbs, 100 * gbs / copy_gbs);
+        for (void* ptr : {w, static_cast<void*>(x), static_cast<void*>(gamma), static_cast<void*>(inv),
+                          static_cast<void*>(pos), static_cast<void*>(slots), static_cast<void*>(cache)})
+          cudaFree(ptr);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -414,6 +548,10 @@ int main(int argc, char** argv) {
     cudaFree(d_lens);
   }
   if (csv) std::fclose(csv);
+  if (!only) {
+    bench_gqa(stream, limits, copy_gbs, quick);
+    bench_project_append(stream, copy_gbs);
+  }
   std::printf("targets (issue 7, H100): >= 80%% of copy GB/s at H=16, large B; >= 60%% of bf16 GEMM at H=128, B=64, L=8K\n");
   return 0;
 }

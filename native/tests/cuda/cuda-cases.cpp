@@ -92,6 +92,11 @@ std::vector<AppendShape> cuda_append_grid() {
       grid.push_back({1, 512, 128, 32, 1, 16, cd, wd, true, LKV_ROPE_HALF_SPLIT});
     }
   }
+  // Token tiles of the GEMV (8 tokens): two full, a partial third, vector and scalar weight loads.
+  for (lkv_dtype wd : {LKV_DTYPE_F32, LKV_DTYPE_F16, LKV_DTYPE_BF16}) {
+    grid.push_back({19, 200, 64, 16, 1, 8, LKV_DTYPE_BF16, wd, true, LKV_ROPE_INTERLEAVED});
+    grid.push_back({9, 201, 64, 16, 2, 8, LKV_DTYPE_F32, wd, true, LKV_ROPE_HALF_SPLIT});
+  }
   grid.push_back({16, 7168, 512, 64, 1, 64, LKV_DTYPE_BF16, LKV_DTYPE_BF16, true, LKV_ROPE_INTERLEAVED});
   grid.push_back({16, 7168, 512, 64, 1, 64, LKV_DTYPE_FP8_E4M3, LKV_DTYPE_BF16, true, LKV_ROPE_INTERLEAVED});
   return grid;
