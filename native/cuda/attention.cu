@@ -13,15 +13,17 @@
 //     output and its log-sum-exp.
 //  3. combine_kernel: one CTA per (b, s, h) of a split sequence merges the partials by
 //     log-sum-exp (natural log, as the CPU reference and FlashMLA return it).
-// split_kernel is the portable path with FP32 FMA arithmetic, for every dtype and shape; MLA
-// with a bf16 or fp8 cache and DeepSeek's dimensions runs the tensor-core kernel of mla-split-mma.cu
-// in its place.
+// split_kernel is the portable path with FP32 FMA arithmetic, for every dtype and shape. MLA
+// with a bf16 or fp8 cache and DeepSeek's dimensions runs the tensor-core kernel of
+// mla-split-mma.cu in its place, and GQA with a bf16 cache and head_dim 128 that of
+// gqa-split-mma.cu.
 #include <algorithm>
 #include <cmath>
 
 #include "../core/cache-layout.h"
 #include "cuda-common.cuh"
 #include "cuda-kernels.h"
+#include "gqa-split-mma.h"
 #include "mla-split-mma.h"
 #include "split-schedule.h"
 
@@ -347,6 +349,16 @@ void plan_parts(int B, int Sq, int H, int Dv, int per_sm, const DeviceLimits& de
   plan->sched_ints = static_cast<size_t>(plan->num_parts) * kMetaInts + B + 1;
 }
 
+// The schedule and combine kernels ask for the same shared-memory carveout as the tensor-core
+// split kernels, so the SMs never reconfigure L1/shared between the three launches.
+cudaError_t share_carveout() {
+  cudaError_t e = cudaFuncSetAttribute(schedule_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       cudaSharedmemCarveoutMaxShared);
+  if (e != cudaSuccess) return e;
+  return cudaFuncSetAttribute(combine_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                              cudaSharedmemCarveoutMaxShared);
+}
+
 cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, const DeviceLimits& dev,
                         AttentionPlan* plan, const char** why) {
   if (static_cast<size_t>(B) * 4 > 48 * 1024) {
@@ -354,6 +366,23 @@ cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, c
     return cudaErrorInvalidValue;
   }
   const int msub = Sq * (H / G);
+  if (plan->gqa_mma && gqa_mma_smem() <= static_cast<size_t>(dev.smem_optin)) {
+    plan->rows = kGqaMmaRows;
+    plan->tok = 64;
+    plan->row_tiles = (msub + kGqaMmaRows - 1) / kGqaMmaRows;
+    plan->groups = G;
+    plan->smem = gqa_mma_smem();
+    int per_sm = 0;
+    cudaError_t e = gqa_mma_prepare(&per_sm);
+    if (e == cudaSuccess) e = share_carveout();
+    if (e != cudaSuccess) {
+      *why = "preparing the tensor-core gqa_decode kernel";
+      return e;
+    }
+    plan_parts(B, Sq, H, Dv, per_sm, dev, plan);
+    return cudaSuccess;
+  }
+  plan->gqa_mma = false;
   if (plan->mma_rows > 0) {  // the caller chose the tensor-core MLA kernel
     const int rows = mla_mma_rows(msub);
     plan->mma_rows = rows;
@@ -367,14 +396,7 @@ cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, c
     } else {
       int per_sm = 0;
       cudaError_t e = mla_mma_prepare(rows, plan->mma_fp8, &per_sm);
-      // The schedule and combine kernels around it ask for the same shared-memory carveout, so
-      // the SMs never reconfigure L1/shared between the three launches.
-      if (e == cudaSuccess)
-        e = cudaFuncSetAttribute(schedule_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                 cudaSharedmemCarveoutMaxShared);
-      if (e == cudaSuccess)
-        e = cudaFuncSetAttribute(combine_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                 cudaSharedmemCarveoutMaxShared);
+      if (e == cudaSuccess) e = share_carveout();
       if (e != cudaSuccess) {
         *why = "preparing the tensor-core mla_decode kernel";
         return e;
@@ -440,7 +462,29 @@ cudaError_t launch_common(AttnArgs a, const AttentionPlan& plan, float* wf, int3
                                                                         meta, prefix);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  if (plan.mma_rows > 0) {
+  if (plan.gqa_mma) {
+    GqaMmaArgs m{};
+    m.B = a.B;
+    m.Sq = a.Sq;
+    m.H = a.H;
+    m.group = a.group;
+    m.block_size = a.block_size;
+    m.max_blocks = a.max_blocks;
+    m.scale_log2 = a.scale * 1.4426950408889634f;
+    m.q = a.q_main;
+    m.cache = a.cache;
+    m.row_bytes = a.gqa_row_elems * 2;  // bf16
+    m.v_offset = a.gqa_width * 2;
+    m.block_table = a.block_table;
+    m.seq_lens = a.seq_lens;
+    m.out = a.out;
+    m.lse = a.lse;
+    m.meta = a.meta;
+    m.split_prefix = a.split_prefix;
+    m.part_o = a.part_o;
+    m.part_lse = a.part_lse;
+    e = launch_gqa_split_mma(m, dim3(plan.row_tiles, plan.num_parts, plan.groups), stream);
+  } else if (plan.mma_rows > 0) {
     MlaMmaArgs m{};
     m.B = a.B;
     m.Sq = a.Sq;
@@ -495,6 +539,7 @@ cudaError_t plan_mla_decode(const lkv_mla_decode_params& p, const DeviceLimits& 
 
 cudaError_t plan_gqa_decode(const lkv_gqa_decode_params& p, const DeviceLimits& dev, AttentionPlan* plan,
                             const char** why) {
+  plan->gqa_mma = gqa_mma_supported(p);
   return plan_common(p.batch, p.q_len, p.num_heads, p.num_kv_heads, p.head_dim, p.head_dim, true, dev,
                      plan, why);
 }

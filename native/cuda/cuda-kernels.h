@@ -27,6 +27,7 @@ struct AttentionPlan {
   int num_parts = 1;  // CTAs per (tile, group) the scheduler spreads the KV work over
   int mma_rows = 0;   // > 0: the tensor-core MLA kernel with tiles of this many rows
   bool mma_fp8 = false;  // ... over an fp8-e4m3 cache
+  bool gqa_mma = false;  // the tensor-core GQA kernel (16-row tiles)
   size_t smem = 0;    // dynamic shared memory per CTA
   // Workspace (floats / ints) the launch needs: partial outputs and the schedule.
   size_t part_floats = 0;

@@ -235,7 +235,7 @@ struct Shape {
 // cache: bytes are the K and V rows read.
 void bench_gqa(cudaStream_t stream, const lkv::cuda::DeviceLimits& limits, double copy_gbs, bool quick) {
   const int H = 32, KV = 8, D = 128, bs = 64;
-  std::printf("\ngqa_decode H=%d Hkv=%d D=%d bf16 cache (portable FP32 split kernel)\n", H, KV, D);
+  std::printf("\ngqa_decode H=%d Hkv=%d D=%d bf16 cache (tensor-core split kernel)\n", H, KV, D);
   std::printf("%4s %6s %10s %8s %6s\n", "B", "L", "us", "GB/s", "%copy");
   for (int B : quick ? std::vector<int>{1, 64} : std::vector<int>{1, 8, 64}) {
     for (int L : quick ? std::vector<int>{8192} : std::vector<int>{4096, 8192, 32768}) {

@@ -105,6 +105,11 @@ std::vector<AppendShape> cuda_append_grid() {
 std::vector<GqaShape> cuda_gqa_grid() {
   std::vector<GqaShape> grid = gqa_grid();
   grid.push_back({2, 1, 32, 8, 128, 16, LKV_DTYPE_BF16, {8000, 5}});  // split across many parts
+  // The tensor-core GQA kernel (bf16, D = 128): Qwen's 7 heads per KV head with Sq = 2, 8 per KV
+  // head with Sq = 3 (two row tiles), pages of 1 and 64, empty and one-token sequences.
+  grid.push_back({3, 2, 28, 4, 128, 64, LKV_DTYPE_BF16, {4097, 65, 0}});
+  grid.push_back({2, 3, 8, 1, 128, 1, LKV_DTYPE_BF16, {300, 1}});
+  grid.push_back({4, 1, 32, 8, 128, 32, LKV_DTYPE_BF16, {1000, 130, 64, 2}});
   return grid;
 }
 
