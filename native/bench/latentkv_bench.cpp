@@ -32,6 +32,7 @@
 #include <immintrin.h>
 #endif
 
+#include "bench/append-params.h"
 #include "core/cache-layout.h"
 #include "core/numeric.h"
 #include "latentkv.h"
@@ -180,32 +181,6 @@ uint64_t sweep(const std::vector<uint8_t>& evict) {
   return ev;
 }
 
-// project_append params with the bench's fixed choices (one rope head, interleaved RoPE, bf16 cache).
-lkv_mla_project_append_params append_params(int32_t T, int32_t E, int32_t R, int32_t P, int32_t bs,
-                                            int32_t num_blocks, lkv_dtype wd, const float* x,
-                                            const void* w, const float* gamma, const int32_t* pos,
-                                            const int64_t* slots, void* cache) {
-  lkv_mla_project_append_params p{};
-  p.num_tokens = T;
-  p.hidden_size = E;
-  p.kv_lora_rank = R;
-  p.rope_dim = P;
-  p.rope_heads = 1;
-  p.block_size = bs;
-  p.num_blocks = num_blocks;
-  p.cache_dtype = LKV_DTYPE_BF16;
-  p.weight_dtype = wd;
-  p.norm_eps = 1e-6f;
-  p.rope.style = LKV_ROPE_INTERLEAVED;
-  p.rope.theta = 10000.0f;
-  p.hidden = x;
-  p.w_kv_a = w;
-  p.norm_weight = gamma;
-  p.positions = pos;
-  p.slot_mapping = slots;
-  p.cache = cache;
-  return p;
-}
 
 // What a kernel finds when a decode step reaches it: its data evicted by the rest of the step
 // (the sweep above) and the pool's workers awake, since the previous kernel just ran. Workers
@@ -224,7 +199,7 @@ struct ColdStart {
   ColdStart() {
     const lkv_cache_layout lay = lkv::cache_layout(LKV_DTYPE_BF16, kR, kP);
     cache.resize(static_cast<size_t>(16) * lay.row_bytes);
-    p = append_params(1, kE, kR, kP, 16, 1, LKV_DTYPE_BF16, x.data(), w.data(), gamma.data(), &pos, &slot,
+    p = lkv::bench::append_params(1, kE, kR, kP, 16, 1, LKV_DTYPE_BF16, x.data(), w.data(), gamma.data(), &pos, &slot,
                       cache.data());
   }
   void operator()(lkv_backend* h) {
@@ -709,7 +684,7 @@ int main(int argc, char** argv) {
         for (int32_t t = 0; t < T; ++t) { pos[t] = 1000 + t; slots[t] = t; }
         const lkv_cache_layout lay = lkv::cache_layout(LKV_DTYPE_BF16, R, P);
         std::vector<uint8_t> cbuf(static_cast<size_t>(T + bs) * lay.row_bytes);
-        lkv_mla_project_append_params p = append_params(T, E, R, P, bs, (T + bs - 1) / bs + 1, wd, x.data(), w.data(),
+        lkv_mla_project_append_params p = lkv::bench::append_params(T, E, R, P, bs, (T + bs - 1) / bs + 1, wd, x.data(), w.data(),
                                                          gamma.data(), pos.data(), slots.data(), cbuf.data());
         lkv_error err{};
         // Always from a cold start (even with --warm): the weights of a real model layer are

@@ -443,6 +443,28 @@ cudaError_t plan_common(int B, int Sq, int H, int G, int Dk, int Dv, bool gqa, c
   return cudaSuccess;
 }
 
+// The part of a tensor-core kernel's arguments every split kernel shares.
+SplitArgs split_args(const AttnArgs& a) {
+  SplitArgs c{};
+  c.B = a.B;
+  c.Sq = a.Sq;
+  c.H = a.H;
+  c.group = a.group;
+  c.block_size = a.block_size;
+  c.max_blocks = a.max_blocks;
+  c.scale_log2 = a.scale * 1.4426950408889634f;
+  c.cache = a.cache;
+  c.block_table = a.block_table;
+  c.seq_lens = a.seq_lens;
+  c.out = a.out;
+  c.lse = a.lse;
+  c.meta = a.meta;
+  c.split_prefix = a.split_prefix;
+  c.part_o = a.part_o;
+  c.part_lse = a.part_lse;
+  return c;
+}
+
 cudaError_t launch_common(AttnArgs a, const AttentionPlan& plan, float* wf, int32_t* wi,
                           cudaStream_t stream) {
   int32_t* meta = wi;
@@ -464,53 +486,23 @@ cudaError_t launch_common(AttnArgs a, const AttentionPlan& plan, float* wf, int3
   if (e != cudaSuccess) return e;
   if (plan.gqa_mma) {
     GqaMmaArgs m{};
-    m.B = a.B;
-    m.Sq = a.Sq;
-    m.H = a.H;
-    m.group = a.group;
-    m.block_size = a.block_size;
-    m.max_blocks = a.max_blocks;
-    m.scale_log2 = a.scale * 1.4426950408889634f;
+    static_cast<SplitArgs&>(m) = split_args(a);
     m.q = a.q_main;
-    m.cache = a.cache;
     m.row_bytes = a.gqa_row_elems * 2;  // bf16
     m.v_offset = a.gqa_width * 2;
-    m.block_table = a.block_table;
-    m.seq_lens = a.seq_lens;
-    m.out = a.out;
-    m.lse = a.lse;
-    m.meta = a.meta;
-    m.split_prefix = a.split_prefix;
-    m.part_o = a.part_o;
-    m.part_lse = a.part_lse;
     e = launch_gqa_split_mma(m, dim3(plan.row_tiles, plan.num_parts, plan.groups), stream);
   } else if (plan.mma_rows > 0) {
     MlaMmaArgs m{};
-    m.B = a.B;
-    m.Sq = a.Sq;
-    m.H = a.H;
-    m.group = a.group;
+    static_cast<SplitArgs&>(m) = split_args(a);
     m.rows_per_tile = plan.mma_rows;
     m.fp8 = plan.mma_fp8;
     // Chunks start at multiples of their size (the schedule's unit is a multiple of it), so
     // with such pages a chunk never crosses a page.
     m.contiguous = plan.mma_fp8 && a.block_size % kMlaMmaContiguousTokens == 0;
-    m.block_size = a.block_size;
-    m.max_blocks = a.max_blocks;
-    m.scale_log2 = a.scale * 1.4426950408889634f;
     m.q_latent = a.q_main;
     m.q_rope = a.q_rope;
-    m.cache = a.cache;
     m.row_bytes = a.row_bytes;
     m.rope_offset = a.rope_offset;
-    m.block_table = a.block_table;
-    m.seq_lens = a.seq_lens;
-    m.out = a.out;
-    m.lse = a.lse;
-    m.meta = a.meta;
-    m.split_prefix = a.split_prefix;
-    m.part_o = a.part_o;
-    m.part_lse = a.part_lse;
     e = launch_mla_split_mma(m, dim3(plan.row_tiles, plan.num_parts, plan.groups), stream);
   } else {
     const dim3 grid(plan.num_parts, plan.row_tiles, plan.groups);

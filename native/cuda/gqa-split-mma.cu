@@ -15,6 +15,7 @@
 #include "cuda-common.cuh"
 #include "gqa-split-mma.h"
 #include "mma-common.cuh"
+#include "split-tile.cuh"
 #include "split-schedule.h"
 
 namespace lkv::cuda {
@@ -32,8 +33,6 @@ constexpr int kPieces = kD * 2 / 16;  // 16-byte pieces of one K (or V) row (16)
 constexpr int kCopyThreadsPerToken = 8;
 constexpr int kCopyTokensPerPass = kThreads / kCopyThreadsPerToken;  // 32
 constexpr int kCopyPasses = kTok / kCopyTokensPerPass;               // 2
-constexpr int kRowThreads = kThreads / kRows;                        // 16 softmax threads per row
-constexpr int kRowTokens = kTok / kRowThreads;                       // 4
 
 static_assert(kTok == kWarps * 8, "one 8-token n-tile of S per warp");
 static_assert(kD == kWarps * 16, "16 value dims (two n-tiles) of O per warp");
@@ -106,19 +105,19 @@ __device__ __forceinline__ void issue_chunk(const GqaMmaArgs& a, int g, int t0, 
 __global__ void __launch_bounds__(kThreads, 2) gqa_split_mma_kernel(const GqaMmaArgs a) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const Smem sm = carve(smem_raw);
-  const int tile = blockIdx.x, part = blockIdx.y, g = blockIdx.z;
-  const int32_t* meta = a.meta + part * kMetaInts;
-  const int begin_b = meta[0], begin_tok = meta[1], end_b = meta[2], end_tok = meta[3];
-  if (begin_b < 0) return;
+  const int g = blockIdx.z;
+  const Part part = read_part(a, blockIdx.y);
+  if (part.begin_b < 0) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int gid = lane / 4, tig = lane % 4;
   const int rows_group = a.Sq * a.group;
-  const int row0 = tile * kRows;
+  const int row0 = blockIdx.x * kRows;
+  const TileRows tile{row0, rows_group};
+  const RowState st{sm.m, sm.l, sm.alpha};
 
-  for (int b = begin_b; b <= end_b; ++b) {
-    const int len = a.seq_lens[b];
-    const int t_begin = b == begin_b ? begin_tok : 0;
-    const int t_end = b == end_b ? min(end_tok, len) : len;
+  for (int b = part.begin_b; b <= part.end_b; ++b) {
+    const Segment seg = segment_of(a, part, b);
+    const int len = seg.len, t_begin = seg.t_begin, t_end = seg.t_end;
     const int nchunks = t_end > t_begin ? (t_end - t_begin + kTok - 1) / kTok : 0;
     auto chunk_count = [&](int c) { return min(kTok, t_end - (t_begin + c * kTok)); };
     int32_t pages[kCopyPasses];
@@ -144,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, 2) gqa_split_mma_kernel(const GqaMma
       sm.m[r] = -INFINITY;
       sm.l[r] = 0.0f;
     }
-    float o[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+    float o[1][2][4] = {};  // one m-tile, two n-tiles of 8 value dims
 
     for (int c = 0; c < nchunks; ++c) {
       const int t0 = t_begin + c * kTok;
@@ -182,57 +181,13 @@ __global__ void __launch_bounds__(kThreads, 2) gqa_split_mma_kernel(const GqaMma
       }
       __syncthreads();
 
-      // Online softmax: 16 neighbouring threads per row, scores in base 2, masked past the
-      // chunk's end and outside each query position's causal window.
-      {
-        const int r = threadIdx.x / kRowThreads, j = threadIdx.x % kRowThreads;
-        const int tj = j * kRowTokens;
-        const int s = min(row0 + r, rows_group - 1) / a.group;
-        const int limit = min(count, len - a.Sq + 1 + s - t0);
-        float sv[kRowTokens];
-        float mx = -INFINITY;
-#pragma unroll
-        for (int t = 0; t < kRowTokens; ++t) {
-          sv[t] = tj + t < limit ? sm.s[r * kSStride + tj + t] * a.scale_log2 : -INFINITY;
-          mx = fmaxf(mx, sv[t]);
-        }
-#pragma unroll
-        for (int off = kRowThreads / 2; off > 0; off /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        const float m_old = sm.m[r];
-        const float m_new = fmaxf(m_old, mx);
-        float sum = 0.0f;
-#pragma unroll
-        for (int t = 0; t < kRowTokens; t += 2) {
-          float p0 = 0.0f, p1 = 0.0f;
-          if (m_new != -INFINITY) {
-            p0 = exp2f(sv[t] - m_new);
-            p1 = exp2f(sv[t + 1] - m_new);
-          }
-          sum += p0 + p1;
-          *reinterpret_cast<__nv_bfloat162*>(sm.p + r * kPStride + tj + t) = __floats2bfloat162_rn(p0, p1);
-        }
-#pragma unroll
-        for (int off = kRowThreads / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        __syncwarp();  // every thread of the row has read m and l before thread 0 rewrites them
-        if (j == 0) {
-          const float alpha = m_old == -INFINITY ? (m_new == -INFINITY ? 1.0f : 0.0f) : exp2f(m_old - m_new);
-          sm.alpha[r] = alpha;
-          sm.l[r] = sm.l[r] * alpha + sum;
-          sm.m[r] = m_new;
-        }
-      }
+      chunk_softmax<kThreads, kRows, kTok, 1, false>(a, tile, len, t0, count, sm.s, kSStride, sm.p, kPStride,
+                                                     nullptr, st);
       __syncthreads();
 
       // O = alpha * O + P V for dims [16 * warp, 16 * warp + 16).
       {
-        const float a0 = sm.alpha[gid], a1 = sm.alpha[gid + 8];
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-          o[nt][0] *= a0;
-          o[nt][1] *= a0;
-          o[nt][2] *= a1;
-          o[nt][3] *= a1;
-        }
+        rescale_o(o, st, gid);
         const __nv_bfloat16* vb = vc + ((lane % 8) + ((lane / 8) % 2) * 8) * kStride + warp * 16 + (lane / 16) * 8;
         const __nv_bfloat16* pa = sm.p + (lane % 16) * kPStride + (lane / 16) * 8;
 #pragma unroll
@@ -240,8 +195,8 @@ __global__ void __launch_bounds__(kThreads, 2) gqa_split_mma_kernel(const GqaMma
           uint32_t ap[4], bv[4];
           ldmatrix_x4(ap, pa + ks * 16);
           ldmatrix_x4_trans(bv, vb + ks * 16 * kStride);
-          mma_bf16(o[0], ap, bv[0], bv[1]);
-          mma_bf16(o[1], ap, bv[2], bv[3]);
+          mma_bf16(o[0][0], ap, bv[0], bv[1]);
+          mma_bf16(o[0][1], ap, bv[2], bv[3]);
         }
       }
       __syncthreads();  // the next iteration's cp.async overwrites the stage read above
@@ -249,36 +204,7 @@ __global__ void __launch_bounds__(kThreads, 2) gqa_split_mma_kernel(const GqaMma
     cp_async_wait<0>();
     __syncthreads();  // m and l (also when there were no chunks) before they are read below
 
-    const int nsplits = a.split_prefix[b + 1] - a.split_prefix[b];
-    const int slot = a.split_prefix[b] + (b == begin_b ? meta[4] : 0);
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int r = gid + half * 8;
-      const int mr = row0 + r;
-      if (mr >= rows_group) continue;
-      const int s = mr / a.group, h = g * a.group + mr % a.group;
-      const float l = sm.l[r];
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      float* dst = nsplits == 1 ? a.out + ((static_cast<int64_t>(b) * a.Sq + s) * a.H + h) * kD
-                                : a.part_o + ((static_cast<int64_t>(slot) * a.Sq + s) * a.H + h) * kD;
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        const int col = warp * 16 + nt * 8 + tig * 2;
-        *reinterpret_cast<float2*>(dst + col) = make_float2(o[nt][half * 2] * inv, o[nt][half * 2 + 1] * inv);
-      }
-    }
-    for (int r = threadIdx.x; r < kRows; r += kThreads) {
-      const int mr = row0 + r;
-      if (mr >= rows_group) continue;
-      const int s = mr / a.group, h = g * a.group + mr % a.group;
-      const float l = sm.l[r];
-      const float lse = l > 0.0f ? (sm.m[r] + log2f(l)) * 0.6931471805599453f : -INFINITY;
-      if (nsplits == 1) {
-        if (a.lse) a.lse[(static_cast<int64_t>(b) * a.H + h) * a.Sq + s] = lse;
-      } else {
-        a.part_lse[(static_cast<int64_t>(slot) * a.Sq + s) * a.H + h] = lse;
-      }
-    }
+    write_tile<kThreads, kRows, 1, 2, kD>(a, tile, g, b, part, o, st);
     __syncthreads();  // before the next segment rewrites q, m and l
   }
 }
@@ -292,13 +218,7 @@ bool gqa_mma_supported(const lkv_gqa_decode_params& p) {
 size_t gqa_mma_smem() { return kSmemBytes; }
 
 cudaError_t gqa_mma_prepare(int* ctas_per_sm) {
-  cudaError_t e = cudaFuncSetAttribute(gqa_split_mma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(kSmemBytes));
-  if (e != cudaSuccess) return e;
-  e = cudaFuncSetAttribute(gqa_split_mma_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                           cudaSharedmemCarveoutMaxShared);
-  if (e != cudaSuccess) return e;
-  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(ctas_per_sm, gqa_split_mma_kernel, kThreads, kSmemBytes);
+  return prepare_split_kernel(gqa_split_mma_kernel, kThreads, kSmemBytes, ctas_per_sm);
 }
 
 cudaError_t launch_gqa_split_mma(const GqaMmaArgs& a, dim3 grid, cudaStream_t stream) {

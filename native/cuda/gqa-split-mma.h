@@ -9,24 +9,13 @@
 #include <stdint.h>
 
 #include "latentkv.h"
+#include "split-args.h"
 
 namespace lkv::cuda {
 
-struct GqaMmaArgs {
-  int B, Sq, H, group;  // group = H / num_kv_heads query heads per KV head
-  int block_size, max_blocks;
-  float scale_log2;  // softmax_scale * log2(e)
-  const float* q;    // [B, Sq, H, 128]
-  const uint8_t* cache;
+struct GqaMmaArgs : SplitArgs {
+  const float* q;               // [B, Sq, H, 128]
   int64_t row_bytes, v_offset;  // bytes of one token row (K of all heads, then V), and of K
-  const int32_t* block_table;
-  const int32_t* seq_lens;
-  float* out;  // [B, Sq, H, 128]
-  float* lse;  // [B, H, Sq] or null
-  const int32_t* meta;
-  const int32_t* split_prefix;
-  float* part_o;
-  float* part_lse;
 };
 
 constexpr int kGqaMmaRows = 16;  // query rows (s, head of one KV group) per CTA tile

@@ -25,6 +25,7 @@
 #include "cuda-common.cuh"
 #include "mla-split-mma.h"
 #include "mma-common.cuh"
+#include "split-tile.cuh"
 #include "split-schedule.h"
 
 namespace lkv::cuda {
@@ -212,27 +213,24 @@ __global__ void __launch_bounds__(kThreads, Cfg<MT, FP8>::kCtas) mla_split_mma_k
   using C = Cfg<MT, FP8>;
   constexpr int ROWS = C::kRows, kTok = C::kTok, kStages = C::kStages;
   constexpr int kPStride = C::kPStride, kSStride = C::kSStride, kKRange = C::kKRange;
-  constexpr int kRowThreads = kThreads / ROWS;     // softmax threads per row (16 or 8)
-  constexpr int kRowTokens = kTok / kRowThreads;   // tokens per softmax thread (2 or 4)
-  static_assert(kRowTokens % 2 == 0, "softmax threads write pairs of P");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const Smem sm = carve<MT, FP8>(smem_raw);
 
-  const int tile = blockIdx.x, part = blockIdx.y, g = blockIdx.z;
-  const int32_t* meta = a.meta + part * kMetaInts;
-  const int begin_b = meta[0], begin_tok = meta[1], end_b = meta[2], end_tok = meta[3];
-  if (begin_b < 0) return;
+  const int g = blockIdx.z;
+  const Part part = read_part(a, blockIdx.y);
+  if (part.begin_b < 0) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int gid = lane / 4, tig = lane % 4;
   const int rows_group = a.Sq * a.group;
-  const int row0 = tile * ROWS;
+  const int row0 = blockIdx.x * ROWS;
+  const TileRows tile{row0, rows_group};
+  const RowState st{sm.m, sm.l, sm.alpha};
   // This warp's part of S: an n-tile (8 tokens) and a range of the 576 dims.
   const int ntile = warp % (kTok / 8), kpart = warp / (kTok / 8);
 
-  for (int b = begin_b; b <= end_b; ++b) {
-    const int len = a.seq_lens[b];
-    const int t_begin = b == begin_b ? begin_tok : 0;
-    const int t_end = b == end_b ? min(end_tok, len) : len;
+  for (int b = part.begin_b; b <= part.end_b; ++b) {
+    const Segment seg = segment_of(a, part, b);
+    const int len = seg.len, t_begin = seg.t_begin, t_end = seg.t_end;
     const int nchunks = t_end > t_begin ? (t_end - t_begin + kTok - 1) / kTok : 0;
     auto chunk_count = [&](int c) { return min(kTok, t_end - (t_begin + c * kTok)); };
     // Prologue: the first kStages - 1 chunks in flight, the page of the next one in hand.
@@ -340,70 +338,14 @@ __global__ void __launch_bounds__(kThreads, Cfg<MT, FP8>::kCtas) mla_split_mma_k
       }
       __syncthreads();
 
-      // Online softmax of the chunk: kRowThreads neighbouring threads per row. Scores in base 2,
-      // masked past the chunk's end and outside each query position's causal window. fp8: P is
-      // multiplied by the row scale (the V rows are unscaled); l sums the plain P.
-      {
-        const int r = threadIdx.x / kRowThreads, j = threadIdx.x % kRowThreads;
-        const int tj = j * kRowTokens;
-        const int s = min(row0 + r, rows_group - 1) / a.group;
-        const int limit = min(count, len - a.Sq + 1 + s - t0);  // visible tokens of this chunk
-        const float* srow = sm.s + r * kSStride + tj;
-        float sv[kRowTokens];
-        float mx = -INFINITY;
-#pragma unroll
-        for (int t = 0; t < kRowTokens; ++t) {
-          float d = srow[t];
-#pragma unroll
-          for (int w = 1; w < C::kWarpsPerTile; ++w) d += srow[w * ROWS * kSStride + t];
-          sv[t] = tj + t < limit ? d * a.scale_log2 : -INFINITY;
-          mx = fmaxf(mx, sv[t]);
-        }
-#pragma unroll
-        for (int off = kRowThreads / 2; off > 0; off /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        const float m_old = sm.m[r];
-        const float m_new = fmaxf(m_old, mx);
-        float sum = 0.0f;
-        __nv_bfloat16* prow = sm.p + r * kPStride + tj;
-#pragma unroll
-        for (int t = 0; t < kRowTokens; t += 2) {
-          float p0 = 0.0f, p1 = 0.0f;
-          if (m_new != -INFINITY) {
-            p0 = exp2f(sv[t] - m_new);  // exp2(-inf) = 0 for masked slots
-            p1 = exp2f(sv[t + 1] - m_new);
-          }
-          sum += p0 + p1;
-          if constexpr (FP8) {
-            p0 *= sm.scale[tj + t];
-            p1 *= sm.scale[tj + t + 1];
-          }
-          *reinterpret_cast<__nv_bfloat162*>(prow + t) = __floats2bfloat162_rn(p0, p1);
-        }
-#pragma unroll
-        for (int off = kRowThreads / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        __syncwarp();  // every thread of the row has read m and l before thread 0 rewrites them
-        if (j == 0) {
-          const float alpha = m_old == -INFINITY ? (m_new == -INFINITY ? 1.0f : 0.0f) : exp2f(m_old - m_new);
-          sm.alpha[r] = alpha;
-          sm.l[r] = sm.l[r] * alpha + sum;
-          sm.m[r] = m_new;
-        }
-      }
+      // Online softmax of the chunk (fp8: P carries the row scales, the V rows are unscaled).
+      chunk_softmax<kThreads, ROWS, kTok, C::kWarpsPerTile, FP8>(a, tile, len, t0, count, sm.s, kSStride, sm.p,
+                                                                  kPStride, sm.scale, st);
       __syncthreads();
 
       // O = alpha * O + P V for value dims [64 * warp, 64 * warp + 64).
       {
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          const float a0 = sm.alpha[mt * 16 + gid], a1 = sm.alpha[mt * 16 + gid + 8];
-#pragma unroll
-          for (int nt = 0; nt < 8; ++nt) {
-            o[mt][nt][0] *= a0;
-            o[mt][nt][1] *= a0;
-            o[mt][nt][2] *= a1;
-            o[mt][nt][3] *= a1;
-          }
-        }
+        rescale_o(o, st, gid);
         const __nv_bfloat16* vb =
             kv + ((lane % 8) + ((lane / 8) % 2) * 8) * kKvStride + warp * 64 + (lane / 16) * 8;
         const __nv_bfloat16* pa = sm.p + (lane % 16) * kPStride + (lane / 16) * 8;
@@ -429,56 +371,14 @@ __global__ void __launch_bounds__(kThreads, Cfg<MT, FP8>::kCtas) mla_split_mma_k
     cp_async_wait<0>();  // no copy of this segment may land after the next one starts
     __syncthreads();     // m and l (also when there were no chunks) before they are read below
 
-    // Result (one split) or partial (several): O / l and the log-sum-exp in natural log.
-    const int nsplits = a.split_prefix[b + 1] - a.split_prefix[b];
-    const int slot = a.split_prefix[b] + (b == begin_b ? meta[4] : 0);
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int r = mt * 16 + gid + half * 8;
-        const int mr = row0 + r;
-        if (mr >= rows_group) continue;
-        const int s = mr / a.group, h = g * a.group + mr % a.group;
-        const float l = sm.l[r];
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        float* dst = nsplits == 1 ? a.out + ((static_cast<int64_t>(b) * a.Sq + s) * a.H + h) * kDv
-                                  : a.part_o + ((static_cast<int64_t>(slot) * a.Sq + s) * a.H + h) * kDv;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-          const int col = warp * 64 + nt * 8 + tig * 2;
-          *reinterpret_cast<float2*>(dst + col) =
-              make_float2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
-        }
-      }
-    }
-    for (int r = threadIdx.x; r < ROWS; r += kThreads) {
-      const int mr = row0 + r;
-      if (mr >= rows_group) continue;
-      const int s = mr / a.group, h = g * a.group + mr % a.group;
-      const float l = sm.l[r];
-      const float lse = l > 0.0f ? (sm.m[r] + log2f(l)) * 0.6931471805599453f : -INFINITY;
-      if (nsplits == 1) {
-        if (a.lse) a.lse[(static_cast<int64_t>(b) * a.H + h) * a.Sq + s] = lse;
-      } else {
-        a.part_lse[(static_cast<int64_t>(slot) * a.Sq + s) * a.H + h] = lse;
-      }
-    }
+    write_tile<kThreads, ROWS, MT, 8, kDv>(a, tile, g, b, part, o, st);
     __syncthreads();  // before the next segment rewrites q, m and l
   }
 }
 
 template <int MT, bool FP8>
 cudaError_t prepare(int* ctas_per_sm) {
-  const size_t smem = smem_size<MT, FP8>();
-  cudaError_t e = cudaFuncSetAttribute(mla_split_mma_kernel<MT, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem));
-  if (e != cudaSuccess) return e;
-  // All of the SM's unified L1/shared storage as shared memory, or two CTAs never fit.
-  e = cudaFuncSetAttribute(mla_split_mma_kernel<MT, FP8>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                           cudaSharedmemCarveoutMaxShared);
-  if (e != cudaSuccess) return e;
-  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(ctas_per_sm, mla_split_mma_kernel<MT, FP8>, kThreads, smem);
+  return prepare_split_kernel(mla_split_mma_kernel<MT, FP8>, kThreads, smem_size<MT, FP8>(), ctas_per_sm);
 }
 
 template <int MT, bool FP8>

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "latentkv.h"
+#include "split-args.h"
 
 namespace lkv::cuda {
 
@@ -17,25 +18,13 @@ namespace lkv::cuda {
 // this many tokens that starts at a multiple of it: with block_size % 64 == 0, never a page.
 constexpr int kMlaMmaContiguousTokens = 64;
 
-struct MlaMmaArgs {
-  int B, Sq, H, group;  // group = H / rope_heads query heads per rope group
+struct MlaMmaArgs : SplitArgs {
   int rows_per_tile;    // 16 * m-tiles
   bool fp8;             // fp8-e4m3 cache (else bf16)
   bool contiguous;      // fp8 with block_size % kMlaMmaContiguousTokens == 0: a chunk is one page's run
-  int block_size, max_blocks;
-  float scale_log2;  // softmax_scale * log2(e): scores are kept in base 2
   const float* q_latent;  // [B, Sq, H, 512]
   const float* q_rope;    // [B, Sq, H, 64]
-  const uint8_t* cache;
   int64_t row_bytes, rope_offset;
-  const int32_t* block_table;
-  const int32_t* seq_lens;
-  float* out;  // [B, Sq, H, 512]
-  float* lse;  // [B, H, Sq] or null
-  const int32_t* meta;
-  const int32_t* split_prefix;
-  float* part_o;
-  float* part_lse;
 };
 
 // Whether the tensor-core kernel handles these parameters: R = 512, P = 64, and a bf16 cache,

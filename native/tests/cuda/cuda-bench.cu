@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/append-params.h"
 #include "core/cache-layout.h"
 #include "core/rope.h"
 #include "cuda/cuda-kernels.h"
@@ -327,25 +328,8 @@ void bench_project_append(cudaStream_t stream, double copy_gbs) {
         }
         BENCH_CHECK(cudaMemcpy(pos, hp.data(), T * 4, cudaMemcpyHostToDevice));
         BENCH_CHECK(cudaMemcpy(slots, hs.data(), T * 8, cudaMemcpyHostToDevice));
-        lkv_mla_project_append_params p{};
-        p.num_tokens = T;
-        p.hidden_size = E;
-        p.kv_lora_rank = R;
-        p.rope_dim = P;
-        p.rope_heads = 1;
-        p.block_size = bs;
-        p.num_blocks = blocks;
-        p.cache_dtype = LKV_DTYPE_BF16;
-        p.weight_dtype = wd;
-        p.norm_eps = 1e-6f;
-        p.rope.style = LKV_ROPE_INTERLEAVED;
-        p.rope.theta = 10000.0f;
-        p.hidden = x;
-        p.w_kv_a = w;
-        p.norm_weight = gamma;
-        p.positions = pos;
-        p.slot_mapping = slots;
-        p.cache = cache;
+        lkv_mla_project_append_params p =
+            lkv::bench::append_params(T, E, R, P, bs, blocks, wd, x, w, gamma, pos, slots, cache);
         std::vector<float> hinv(P / 2);
         lkv::rope_inv_freq(p.rope, P, hinv.data());
         BENCH_CHECK(cudaMemcpy(inv, hinv.data(), hinv.size() * 4, cudaMemcpyHostToDevice));
