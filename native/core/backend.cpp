@@ -147,6 +147,17 @@ lkv_status lkv_mla_decode_layer(lkv_backend* backend, const lkv_mla_decode_layer
   return backend->vtable->mla_decode_layer(backend->ctx, p, err);
 }
 
+lkv_status lkv_mla_prefill(lkv_backend* backend, const lkv_mla_prefill_params* p, lkv_error* err) {
+  if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
+  // Unsupported first: a device backend's index arrays may not be readable here.
+  if (!backend->vtable->mla_prefill) {
+    return lkv::fail(err, LKV_ERR_UNSUPPORTED, "backend '%s' has no mla_prefill", backend->vtable->name);
+  }
+  const lkv_status s = dispatch_validate(backend, *p, err);
+  if (s != LKV_OK) return s;
+  return backend->vtable->mla_prefill(backend->ctx, p, err);
+}
+
 lkv_status lkv_gemm(lkv_backend* backend, const lkv_gemm_params* p, lkv_error* err) {
   if (!backend || !p) return lkv::fail(err, LKV_ERR_INVALID_ARGUMENT, "backend and params must not be NULL");
   const lkv_status s = lkv::validate(*p, err);

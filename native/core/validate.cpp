@@ -118,6 +118,48 @@ lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err) {
   return ok(err);
 }
 
+lkv_status validate(const lkv_mla_prefill_params& p, lkv_error* err) {
+  if (p.batch < 1 || p.q_len < 1 || p.num_heads < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "batch, q_len and num_heads must be >= 1, got %d, %d, %d", p.batch, p.q_len,
+                p.num_heads);
+  }
+  if (p.qk_nope_head_dim < 1 || p.v_head_dim < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "qk_nope_head_dim and v_head_dim must be >= 1, got %d and %d", p.qk_nope_head_dim,
+                p.v_head_dim);
+  }
+  lkv_status s = check_cache_dims(p.kv_lora_rank, p.rope_dim, p.rope_heads, p.block_size,
+                                  p.num_blocks, p.cache_dtype, err);
+  if (s != LKV_OK) return s;
+  if (p.num_heads % p.rope_heads != 0) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "rope_heads (%d) must divide num_heads (%d)",
+                p.rope_heads, p.num_heads);
+  }
+  if (p.weight_dtype != LKV_DTYPE_F32 && p.weight_dtype != LKV_DTYPE_BF16) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "weight_dtype must be f32 or bf16, got %d",
+                static_cast<int>(p.weight_dtype));
+  }
+  if (p.max_blocks_per_seq < 1) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "max_blocks_per_seq must be >= 1, got %d",
+                p.max_blocks_per_seq);
+  }
+  if (!std::isfinite(p.softmax_scale)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "softmax_scale must be finite, got %g",
+                p.softmax_scale);
+  }
+  if (!p.q_nope || !p.w_kv_b || !p.cache || !p.block_table || !p.seq_lens || !p.out ||
+      (p.rope_dim > 0 && !p.q_rope)) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT,
+                "q_nope, w_kv_b, cache, block_table, seq_lens, out (and q_rope when rope_dim > 0) "
+                "must not be NULL");
+  }
+  s = check_block_table(p.batch, p.seq_lens, p.block_table, p.max_blocks_per_seq, p.block_size,
+                        p.num_blocks, err);
+  if (s != LKV_OK) return s;
+  return ok(err);
+}
+
 lkv_status validate(const lkv_mla_project_append_params& p, lkv_error* err) {
   if (p.num_tokens < 0 || p.hidden_size < 1) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT,

@@ -20,6 +20,7 @@ int64_t decode_layer_slot(const lkv_mla_decode_layer_params& p, int32_t b, int32
 
 lkv_status validate(const lkv_mtla_merge_append_params& p, lkv_error* err);
 lkv_status validate(const lkv_gemm_params& p, lkv_error* err);
+lkv_status validate(const lkv_mla_prefill_params& p, lkv_error* err);
 
 }  // namespace lkv
 

@@ -10,6 +10,7 @@
 #include "cpu-kernels.h"
 #include "gemm/gemm.h"
 #include "layer/mla-decode-layer.h"
+#include "prefill/mla-prefill.h"
 #include "thread-pool.h"
 
 namespace lkv::cpu {
@@ -80,6 +81,12 @@ lkv_status gemm(void* ctx, const lkv_gemm_params* p, lkv_error* err) {
   return gemm_cpu(*p, b->kernels->isa, b->pool, err);
 }
 
+lkv_status prefill(void* ctx, const lkv_mla_prefill_params* p, lkv_error* err) {
+  auto* b = static_cast<CpuBackend*>(ctx);
+  if (b->kernels->mla_prefill) return b->kernels->mla_prefill(*p, b->pool, err);
+  return mla_prefill_fast(*p, b->kernels->isa, b->pool, err);
+}
+
 void destroy(void* ctx) { delete static_cast<CpuBackend*>(ctx); }
 
 const lkv_backend_vtable kCpuVtable = {
@@ -94,6 +101,7 @@ const lkv_backend_vtable kCpuVtable = {
     /* .synchronize = */ nullptr,
     /* .destroy = */ destroy,
     /* .gemm = */ gemm,
+    /* .mla_prefill = */ prefill,
 };
 
 }  // namespace

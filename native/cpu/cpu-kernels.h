@@ -22,6 +22,9 @@ struct KernelTable {
   // calls this table's mla_decode and mla_project_append). `kernels` is the backend's table.
   lkv_status (*mla_decode_layer)(const lkv_mla_decode_layer_params& p, const KernelTable& kernels,
                                  ThreadPool& pool, lkv_error* err) = nullptr;
+  // Optional (nullptr: the backend runs the tiled prefill of native/cpu/prefill/ with this
+  // table's ISA for its GEMM).
+  lkv_status (*mla_prefill)(const lkv_mla_prefill_params& p, ThreadPool& pool, lkv_error* err) = nullptr;
 };
 
 // The scalar reference: always compiled, the ground truth for every other kernel.

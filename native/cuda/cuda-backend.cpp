@@ -395,6 +395,7 @@ void destroy(void* ctx) {
 const lkv_backend_vtable kVtable = {
     LKV_API_VERSION, "cuda", get_info, mla_decode, mla_project_append, gqa_decode, gqa_append,
     nullptr /* mla_decode_layer: not on the GPU yet */, synchronize, destroy,
+    nullptr /* gemm: host memory only */, nullptr /* mla_prefill: not on the GPU yet */,
 };
 
 lkv_status open_device(Context& c, lkv_error* err) {

@@ -20,7 +20,7 @@ extern "C" {
 #define LKV_VERSION_MINOR 1
 #define LKV_VERSION_PATCH 0
 /* Bumped whenever a params struct or the backend table changes layout. */
-#define LKV_API_VERSION 3
+#define LKV_API_VERSION 4
 
 /* ------------------------------------------------------------------------------------ */
 /* Status and errors                                                                     */
@@ -285,6 +285,47 @@ typedef struct lkv_gqa_append_params {
 } lkv_gqa_append_params;
 
 /* ------------------------------------------------------------------------------------ */
+/* Kernel 4: mla_prefill, the non-absorbed attention of a prompt chunk                  */
+
+/*
+ * The last T cached tokens of each sequence are new (append them first); new token t
+ * (0..T-1) of sequence b sits at position seq_lens[b] - T + t and sees the cached tokens
+ * j < seq_lens[b] - T + 1 + t. For head h (rope group g = h / (H / rope_heads)):
+ *   k_nope_j = W_UK,h c_j, v_j = W_UV,h c_j (W_UK,h, W_UV,h: the head's rows of kv_b_proj)
+ *   score_j  = softmax_scale * (q_nope . k_nope_j + q_rope . k_rope_{j, g})
+ *   out      = sum_j softmax(score)_j v_j   [Dv], lse = log(sum_j exp(score_j)).
+ * This is mla_decode with Sq = T on the absorbed query W_UK,h^T q_nope, followed by W_UV,h,
+ * computed in the other order: K_nope and V are up-projected from the latent rows a tile of
+ * tokens at a time (never for the whole context at once), which costs less per query once T
+ * is large. A query that sees no token gets out = 0 and lse = -inf.
+ */
+typedef struct lkv_mla_prefill_params {
+  int32_t batch;              /* B >= 1                                             */
+  int32_t q_len;              /* T >= 1 new tokens per sequence                     */
+  int32_t num_heads;          /* H >= 1                                             */
+  int32_t kv_lora_rank;       /* R >= 1                                             */
+  int32_t rope_dim;           /* P >= 0, even                                       */
+  int32_t rope_heads;         /* >= 1, divides H                                    */
+  int32_t qk_nope_head_dim;   /* Dn >= 1                                            */
+  int32_t v_head_dim;         /* Dv >= 1                                            */
+  int32_t block_size;         /* tokens per page, 1..256                            */
+  int32_t num_blocks;
+  int32_t max_blocks_per_seq;
+  lkv_dtype cache_dtype;
+  lkv_dtype weight_dtype;     /* f32 or bf16                                        */
+  float softmax_scale;        /* required, finite: mscale^2 / sqrt(Dn + P)          */
+  const float* q_nope;        /* [B, T, H, Dn]                                      */
+  const float* q_rope;        /* [B, T, H, P], RoPE applied; NULL when P == 0       */
+  const void* w_kv_b;         /* kv_b_proj [H (Dn + Dv), R]: per head Dn rows of    */
+                              /* W_UK, then Dv rows of W_UV                         */
+  const void* cache;          /* [num_blocks, block_size, row] see lkv_cache_layout */
+  const int32_t* block_table; /* [B, max_blocks_per_seq]                            */
+  const int32_t* seq_lens;    /* [B], 0 <= len <= max_blocks_per_seq * block_size   */
+  float* out;                 /* [B, T, H, Dv]                                      */
+  float* lse;                 /* [B, H, T], may be NULL                             */
+} lkv_mla_prefill_params;
+
+/* ------------------------------------------------------------------------------------ */
 /* Kernel 8: gemm, dense projections for calibration forwards and the model runtime      */
 
 /*
@@ -355,6 +396,8 @@ typedef struct lkv_backend_vtable {
   lkv_status (*synchronize)(void* ctx, lkv_error* err); /* optional */
   void (*destroy)(void* ctx);
   lkv_status (*gemm)(void* ctx, const lkv_gemm_params* p, lkv_error* err); /* optional */
+  lkv_status (*mla_prefill)(void* ctx, const lkv_mla_prefill_params* p,
+                            lkv_error* err); /* optional */
 } lkv_backend_vtable;
 
 /* name: "cpu" (others when compiled in). options may be NULL for defaults. */
@@ -367,6 +410,10 @@ lkv_status lkv_backend_get_info(const lkv_backend* backend, lkv_backend_info* ou
 lkv_status lkv_mla_decode(lkv_backend* backend, const lkv_mla_decode_params* p, lkv_error* err);
 lkv_status lkv_mla_project_append(lkv_backend* backend, const lkv_mla_project_append_params* p,
                                   lkv_error* err);
+
+/* Validates p (including the block table), then runs it on the backend (LKV_ERR_UNSUPPORTED
+ * when its table has no mla_prefill: the cuda backend so far). */
+lkv_status lkv_mla_prefill(lkv_backend* backend, const lkv_mla_prefill_params* p, lkv_error* err);
 
 /* Validates p (including the block table and slot mapping) before anything is written. */
 lkv_status lkv_mla_decode_layer(lkv_backend* backend, const lkv_mla_decode_layer_params* p,

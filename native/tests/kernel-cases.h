@@ -86,6 +86,23 @@ std::vector<GqaShape> gqa_grid();
 // +inf if any position differs in NaN-ness or infinities, so NaN never passes.
 double relative_error(const float* got, const float* want, size_t n);
 
+// Relative error the SIMD kernels must stay under against the reference: f32 caches 1e-5,
+// 16-bit and 8-bit caches 1e-2.
+double tolerance(lkv_dtype cache_dtype);
+
+// A cpu backend with this ISA and thread count, freed at scope exit (a failure to create one
+// is recorded as a test failure).
+struct Backend {
+  lkv_backend* handle = nullptr;
+  Backend(lkv_cpu_isa isa, int32_t threads);
+  ~Backend();
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+};
+
+// The SIMD ISAs compiled in and supported here (printed once per call).
+std::vector<lkv_cpu_isa> simd_isas();
+
 }  // namespace lkv::test
 
 #endif  // LATENTKV_TESTS_KERNEL_CASES_H_

@@ -152,20 +152,6 @@ std::vector<LayerShape> layer_grid() {
   return g;
 }
 
-double tolerance(lkv_dtype cache) { return cache == LKV_DTYPE_F32 ? 1e-5 : 1e-2; }
-
-struct Backend {
-  lkv_backend* handle = nullptr;
-  Backend(lkv_cpu_isa isa, int32_t threads) {
-    lkv_backend_options o{isa, threads};
-    lkv_error err{};
-    if (lkv_backend_create("cpu", &o, &handle, &err) != LKV_OK) {
-      record_failure(__FILE__, __LINE__, std::string("backend create: ") + err.message);
-    }
-  }
-  ~Backend() { lkv_backend_free(handle); }
-};
-
 }  // namespace
 
 TEST(decode_layer_fast_matches_reference) {

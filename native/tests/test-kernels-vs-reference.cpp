@@ -19,32 +19,6 @@ using namespace lkv::test;
 
 namespace {
 
-struct Backend {
-  lkv_backend* handle = nullptr;
-  Backend(lkv_cpu_isa isa, int32_t threads) {
-    lkv_backend_options o{isa, threads};
-    lkv_error err{};
-    if (lkv_backend_create("cpu", &o, &handle, &err) != LKV_OK) {
-      record_failure(__FILE__, __LINE__, std::string("backend create: ") + err.message);
-    }
-  }
-  ~Backend() { lkv_backend_free(handle); }
-};
-
-std::vector<lkv_cpu_isa> simd_isas() {
-  std::vector<lkv_cpu_isa> isas;
-  const uint32_t usable = lkv_cpu_compiled_isa_mask() & lkv_cpu_supported_isa_mask();
-  for (int i = LKV_CPU_ISA_AVX2; i <= LKV_CPU_ISA_NEON; ++i) {
-    if (usable & (1u << i)) isas.push_back(static_cast<lkv_cpu_isa>(i));
-  }
-  std::printf("  SIMD ISAs under test:");
-  for (auto i : isas) std::printf(" %s", lkv_cpu_isa_name(i));
-  std::printf("%s\n", isas.empty() ? " none (only the scalar reference is compiled)" : "");
-  return isas;
-}
-
-double tolerance(lkv_dtype d) { return d == LKV_DTYPE_F32 ? 1e-5 : 1e-2; }
-
 std::vector<DecodeShape> decode_grid() {
   std::vector<DecodeShape> grid;
   const lkv_dtype dtypes[] = {LKV_DTYPE_F32, LKV_DTYPE_F16, LKV_DTYPE_BF16, LKV_DTYPE_INT8,
@@ -161,7 +135,6 @@ TEST(project_append_simd_matches_reference) {
 }
 
 // ---- gqa_decode / gqa_append --------------------------------------------------------------
-
 
 TEST(gqa_decode_simd_matches_reference) {
   const auto isas = simd_isas();

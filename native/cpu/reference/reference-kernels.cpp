@@ -12,6 +12,7 @@ const KernelTable& reference_kernels() {
       /* .gqa_decode = */ gqa_decode_reference,
       /* .gqa_append = */ gqa_append_reference,
       /* .mla_decode_layer = */ mla_decode_layer_reference,
+      /* .mla_prefill = */ mla_prefill_reference,
   };
   return table;
 }

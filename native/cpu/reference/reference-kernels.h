@@ -11,6 +11,7 @@ lkv_status mla_project_append_reference(const lkv_mla_project_append_params& p, 
                                         lkv_error* err);
 lkv_status gqa_decode_reference(const lkv_gqa_decode_params& p, ThreadPool& pool, lkv_error* err);
 lkv_status gqa_append_reference(const lkv_gqa_append_params& p, ThreadPool& pool, lkv_error* err);
+lkv_status mla_prefill_reference(const lkv_mla_prefill_params& p, ThreadPool& pool, lkv_error* err);
 
 }  // namespace lkv::cpu
 

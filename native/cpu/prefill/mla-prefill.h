@@ -1,0 +1,17 @@
+// mla_prefill on the CPU: the non-absorbed attention of a prompt chunk (latentkv.h, Kernel 4).
+#ifndef LATENTKV_CPU_PREFILL_MLA_PREFILL_H_
+#define LATENTKV_CPU_PREFILL_MLA_PREFILL_H_
+
+#include "../cpu-kernels.h"
+
+namespace lkv::cpu {
+
+// Validated params. Per sequence, a tile of cached tokens at a time: the latent rows are
+// dequantised to f32, up-projected to K_nope and V of every head by one lkv_gemm call (the
+// ISA's GEMM, threaded over heads' rows), then every (head, block of new tokens) task folds
+// the tile into its running softmax. Scratch is allocated per call.
+lkv_status mla_prefill_fast(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, ThreadPool& pool, lkv_error* err);
+
+}  // namespace lkv::cpu
+
+#endif  // LATENTKV_CPU_PREFILL_MLA_PREFILL_H_
