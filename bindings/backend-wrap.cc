@@ -43,6 +43,7 @@ using DecodeWorker = KernelWorker<DecodeCall, lkv_mla_decode>;
 using ProjectAppendWorker = KernelWorker<ProjectAppendCall, lkv_mla_project_append>;
 using GqaDecodeWorker = KernelWorker<GqaDecodeCall, lkv_gqa_decode>;
 using DecodeLayerWorker = KernelWorker<DecodeLayerCall, lkv_mla_decode_layer>;
+using PrefillWorker = KernelWorker<PrefillCall, lkv_mla_prefill>;
 
 Napi::Object object_arg(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsObject()) throw_invalid(info.Env(), "expected a params object");
@@ -67,6 +68,8 @@ void BackendWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&BackendWrap::GqaAppend>("gqaAppend"),
                                     InstanceMethod<&BackendWrap::DecodeLayer>("mlaDecodeLayer"),
                                     InstanceMethod<&BackendWrap::DecodeLayerAsync>("mlaDecodeLayerAsync"),
+                                    InstanceMethod<&BackendWrap::MlaPrefill>("mlaPrefill"),
+                                    InstanceMethod<&BackendWrap::MlaPrefillAsync>("mlaPrefillAsync"),
                                     InstanceMethod<&BackendWrap::Gemm>("gemm"),
                                     InstanceMethod<&BackendWrap::Dispose>("dispose")});
   exports.Set("NativeBackend", cls);
@@ -121,6 +124,25 @@ Napi::Value BackendWrap::MlaDecodeAsync(const Napi::CallbackInfo& info) {
   auto call = std::make_unique<DecodeCall>();
   read_decode_params(object_arg(info), call.get());
   auto* worker = new DecodeWorker(info.Env(), std::move(backend), std::move(call));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value BackendWrap::MlaPrefill(const Napi::CallbackInfo& info) {
+  auto backend = live(info.Env());
+  PrefillCall call;
+  read_prefill_params(object_arg(info), &call);
+  lkv_error err{};
+  check(info.Env(), lkv_mla_prefill(backend.get(), &call.params, &err), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value BackendWrap::MlaPrefillAsync(const Napi::CallbackInfo& info) {
+  auto backend = live(info.Env());
+  auto call = std::make_unique<PrefillCall>();
+  read_prefill_params(object_arg(info), call.get());
+  auto* worker = new PrefillWorker(info.Env(), std::move(backend), std::move(call));
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

@@ -27,6 +27,8 @@ class BackendWrap : public Napi::ObjectWrap<BackendWrap> {
   Napi::Value DecodeLayer(const Napi::CallbackInfo& info);
   Napi::Value DecodeLayerAsync(const Napi::CallbackInfo& info);
   Napi::Value Gemm(const Napi::CallbackInfo& info);
+  Napi::Value MlaPrefill(const Napi::CallbackInfo& info);
+  Napi::Value MlaPrefillAsync(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<lkv_backend> live(Napi::Env env) const;

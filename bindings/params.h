@@ -43,12 +43,18 @@ struct DecodeLayerCall {
   BufferRefs buffers;
 };
 
+struct PrefillCall {
+  lkv_mla_prefill_params params{};
+  BufferRefs buffers;
+};
+
 struct GemmCall {
   lkv_gemm_params params{};
   BufferRefs buffers;
 };
 
 void read_gemm_params(const Napi::Object& js, GemmCall* call);
+void read_prefill_params(const Napi::Object& js, PrefillCall* call);
 void read_decode_layer_params(const Napi::Object& js, DecodeLayerCall* call);
 void read_gqa_decode_params(const Napi::Object& js, GqaDecodeCall* call);
 void read_gqa_append_params(const Napi::Object& js, GqaAppendCall* call);

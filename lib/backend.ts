@@ -19,6 +19,7 @@ import type {
   NativeGemmParams,
   NativeGqaAppendParams,
   NativeGqaDecodeParams,
+  NativePrefillParams,
   NativeProjectAppendParams,
 } from './native/binding-types.js';
 import { loadCpuBinding } from './native/load-binding.js';
@@ -157,6 +158,24 @@ export class Backend {
   async _decodeLayer(p: NativeDecodeLayerParams): Promise<void> {
     try {
       await this.#live().mlaDecodeLayerAsync(p);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  /** @internal */
+  _prefillSync(p: NativePrefillParams): void {
+    try {
+      this.#live().mlaPrefill(p);
+    } catch (e) {
+      throw fromNativeError(e);
+    }
+  }
+
+  /** @internal */
+  async _prefill(p: NativePrefillParams): Promise<void> {
+    try {
+      await this.#live().mlaPrefillAsync(p);
     } catch (e) {
       throw fromNativeError(e);
     }

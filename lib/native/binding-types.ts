@@ -42,6 +42,31 @@ export interface NativeDecodeParams {
   lse: Float32Array | undefined;
 }
 
+export interface NativePrefillParams {
+  batch: number;
+  qLen: number;
+  numHeads: number;
+  kvLoraRank: number;
+  ropeDim: number;
+  ropeHeads: number;
+  qkNopeHeadDim: number;
+  vHeadDim: number;
+  blockSize: number;
+  numBlocks: number;
+  maxBlocksPerSeq: number;
+  cacheDtype: number;
+  weightDtype: number;
+  softmaxScale: number;
+  qNope: Float32Array;
+  qRope: Float32Array | undefined;
+  weight: ArrayBufferView;
+  cache: ArrayBufferView;
+  blockTable: Int32Array;
+  seqLens: Int32Array;
+  out: Float32Array;
+  lse: Float32Array | undefined;
+}
+
 export interface NativeRopeParams {
   style: number;
   scaling: number;
@@ -170,6 +195,8 @@ export interface NativeBackend {
   projectAppendAsync(p: NativeProjectAppendParams): Promise<void>;
   mlaDecodeLayer(p: NativeDecodeLayerParams): void;
   mlaDecodeLayerAsync(p: NativeDecodeLayerParams): Promise<void>;
+  mlaPrefill(p: NativePrefillParams): void;
+  mlaPrefillAsync(p: NativePrefillParams): Promise<void>;
   /** Sync only: the runtime's forward is synchronous and one projection is short. */
   gemm(p: NativeGemmParams): void;
   dispose(): void;

@@ -1,0 +1,157 @@
+/**
+ * mla_prefill: the non-absorbed MLA attention of a prompt chunk over the paged latent cache.
+ * The last qLen cached tokens of each sequence are the new ones (append them first); new token t
+ * of sequence b sees the first seqLens[b] - qLen + 1 + t cached tokens. For head h,
+ * out = softmax(scale * (qNope . W_UK,h c + qRope . kRope)) . (W_UV,h c) with W_UK,h and W_UV,h
+ * the head's rows of kv_b_proj: the same result as mlaDecode with qLen new tokens on the
+ * absorbed query followed by W_UV, computed in the order that is cheaper for long prompts.
+ */
+import { type Backend, getBackend } from '../backend.js';
+import { DTYPE_CODE } from '../dtypes.js';
+import { InvalidArgumentError, invalidArgument } from '../errors.js';
+import type { NativePrefillParams } from '../native/binding-types.js';
+import { finiteNumber, intInRange, objectArg, typedArray } from '../validate.js';
+import { checkView, type PagedCacheView } from './paged-cache.js';
+
+export interface MlaPrefillArgs {
+  /** Paged cache, block table and lengths; seqLens[b] counts the qLen new tokens too. */
+  cache: PagedCacheView;
+  /** H, query heads. */
+  numHeads: number;
+  /** New tokens per sequence (the prompt chunk). */
+  qLen: number;
+  /** Dn, qk_nope_head_dim. */
+  qkNopeHeadDim: number;
+  /** Dv, v_head_dim. */
+  vHeadDim: number;
+  /** [batch, qLen, numHeads, qkNopeHeadDim] the non-rope part of the queries. */
+  qNope: Float32Array;
+  /** [batch, qLen, numHeads, ropeDim] rotated rope queries; omit when ropeDim is 0. */
+  qRope?: Float32Array;
+  /** kv_b_proj [numHeads (Dn + Dv), kvLoraRank]: Float32Array, or Uint16Array of bf16 bits. */
+  kvBProj: Float32Array | Uint16Array;
+  /** Required: DeepSeek uses mscale^2 / sqrt(qkNopeHeadDim + ropeDim). */
+  softmaxScale: number;
+  /** Output buffer to reuse, [batch, qLen, numHeads, vHeadDim]; allocated when omitted. */
+  out?: Float32Array;
+  /** true to return lse [batch, numHeads, qLen], or a buffer to fill. */
+  lse?: boolean | Float32Array;
+  backend?: Backend;
+}
+
+export interface MlaPrefillResult {
+  out: Float32Array;
+  lse: Float32Array | undefined;
+}
+
+function prepare(args: MlaPrefillArgs): {
+  backend: Backend;
+  params: NativePrefillParams;
+  result: MlaPrefillResult;
+} {
+  const a = objectArg('mlaPrefill args', args);
+  const numHeads = intInRange('numHeads', a.numHeads, 1);
+  const qLen = intInRange('qLen', a.qLen, 1);
+  const Dn = intInRange('qkNopeHeadDim', a.qkNopeHeadDim, 1);
+  const Dv = intInRange('vHeadDim', a.vHeadDim, 1);
+  const softmaxScale = finiteNumber('softmaxScale', a.softmaxScale);
+  const cacheArg = objectArg('cache', a.cache);
+  if (!(cacheArg.seqLens instanceof Int32Array))
+    throw invalidArgument('cache.seqLens', 'an Int32Array', cacheArg.seqLens);
+  const batch = cacheArg.seqLens.length;
+  if (batch < 1) throw invalidArgument('cache.seqLens', 'at least one sequence', 'an empty array');
+  const cache = checkView('cache', cacheArg, batch);
+  if (numHeads % cache.ropeHeads !== 0) {
+    throw new InvalidArgumentError(
+      `numHeads (${numHeads}) must be a multiple of cache.ropeHeads (${cache.ropeHeads})`,
+    );
+  }
+  const R = cache.kvLoraRank;
+  const P = cache.ropeDim;
+  const rows = batch * qLen * numHeads;
+  const shape = `[batch ${batch}, qLen ${qLen}, numHeads ${numHeads}`;
+  const qNope = typedArray('qNope', a.qNope, Float32Array, rows * Dn, `${shape}, qkNopeHeadDim ${Dn}]`);
+  let qRope: Float32Array | undefined;
+  if (P > 0) qRope = typedArray('qRope', a.qRope, Float32Array, rows * P, `${shape}, ropeDim ${P}]`);
+  else if (a.qRope !== undefined && (a.qRope as Float32Array).length !== 0) {
+    throw invalidArgument('qRope', 'nothing (the cache has ropeDim 0)', a.qRope);
+  }
+  const wRows = numHeads * (Dn + Dv);
+  const wShape = `[numHeads ${numHeads} x (qkNopeHeadDim ${Dn} + vHeadDim ${Dv}) = ${wRows}, kvLoraRank ${R}]`;
+  let kvBProj: Float32Array | Uint16Array;
+  if (a.kvBProj instanceof Uint16Array) {
+    kvBProj = typedArray('kvBProj', a.kvBProj, Uint16Array, wRows * R, `${wShape} of bf16 bits`);
+  } else {
+    kvBProj = typedArray(
+      'kvBProj',
+      a.kvBProj,
+      Float32Array,
+      wRows * R,
+      `${wShape} (or a Uint16Array of bf16 bits)`,
+    );
+  }
+  const out =
+    a.out === undefined
+      ? new Float32Array(rows * Dv)
+      : typedArray('out', a.out, Float32Array, rows * Dv, `${shape}, vHeadDim ${Dv}]`);
+  let lse: Float32Array | undefined;
+  if (a.lse instanceof Float32Array)
+    lse = typedArray('lse', a.lse, Float32Array, rows, '[batch, numHeads, qLen]');
+  else if (a.lse === true) lse = new Float32Array(rows);
+  else if (a.lse !== undefined && a.lse !== false)
+    throw invalidArgument('lse', 'a boolean or a Float32Array', a.lse);
+  for (const [name, buf] of [
+    ['qNope', qNope],
+    ['qRope', qRope],
+    ['kvBProj', kvBProj],
+  ] as const) {
+    if (buf && (buf.buffer === out.buffer || (lse && buf.buffer === lse.buffer))) {
+      throw new InvalidArgumentError(
+        `${name} must not share memory with out or lse (outputs would overwrite inputs)`,
+      );
+    }
+  }
+  const backend = (a.backend as Backend | undefined) ?? getBackend();
+  const params: NativePrefillParams = {
+    batch,
+    qLen,
+    numHeads,
+    kvLoraRank: R,
+    ropeDim: P,
+    ropeHeads: cache.ropeHeads,
+    qkNopeHeadDim: Dn,
+    vHeadDim: Dv,
+    blockSize: cache.blockSize,
+    numBlocks: cache.numBlocks,
+    maxBlocksPerSeq: cache.maxBlocksPerSeq,
+    cacheDtype: DTYPE_CODE[cache.dtype],
+    weightDtype: DTYPE_CODE[kvBProj instanceof Uint16Array ? 'bf16' : 'f32'],
+    softmaxScale,
+    qNope,
+    qRope,
+    weight: kvBProj,
+    cache: cache.pages,
+    blockTable: cache.blockTable,
+    seqLens: cache.seqLens,
+    out,
+    lse,
+  };
+  return { backend, params, result: { out, lse } };
+}
+
+/**
+ * Runs the prefill off the event loop.
+ * Rejects with InvalidArgumentError on bad input, before any native work starts.
+ */
+export async function mlaPrefill(args: MlaPrefillArgs): Promise<MlaPrefillResult> {
+  const { backend, params, result } = prepare(args);
+  await backend._prefill(params);
+  return result;
+}
+
+/** The same on the calling thread. */
+export function mlaPrefillSync(args: MlaPrefillArgs): MlaPrefillResult {
+  const { backend, params, result } = prepare(args);
+  backend._prefillSync(params);
+  return result;
+}
