@@ -79,6 +79,7 @@ void read_prefill_params(const Napi::Object& js, PrefillCall* call) {
   p.cache_dtype = static_cast<lkv_dtype>(get_int(js, "cacheDtype"));
   p.weight_dtype = static_cast<lkv_dtype>(get_int(js, "weightDtype"));
   p.softmax_scale = get_float(js, "softmaxScale", 0.0f, true);
+  p.form = static_cast<lkv_prefill_form>(get_int(js, "form"));
   lkv_cache_layout layout{};
   lkv_error err{};
   if (lkv_cache_layout_get(p.cache_dtype, p.kv_lora_rank, p.rope_dim, p.rope_heads, &layout, &err) != LKV_OK) {

@@ -115,7 +115,14 @@ export {
   cacheRowLayout,
   type PagedCacheView,
 } from './mla/paged-cache.js';
-export { type MlaPrefillArgs, type MlaPrefillResult, mlaPrefill, mlaPrefillSync } from './mla/prefill.js';
+export {
+  type MlaPrefillArgs,
+  type MlaPrefillResult,
+  mlaPrefill,
+  mlaPrefillSync,
+  PREFILL_FORMS,
+  type PrefillForm,
+} from './mla/prefill.js';
 export { type ProjectAppendArgs, projectAppend, projectAppendSync } from './mla/project-append.js';
 export type { RopeConfig, RopeScaling } from './mla/rope.js';
 export { benchMtla, formatMtlaBench, type MtlaBenchOptions, type MtlaBenchRow } from './mtla/bench.js';

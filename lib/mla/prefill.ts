@@ -36,8 +36,17 @@ export interface MlaPrefillArgs {
   out?: Float32Array;
   /** true to return lse [batch, numHeads, qLen], or a buffer to fill. */
   lse?: boolean | Float32Array;
+  /**
+   * Which form computes it: 'absorbed' (W_UK into the query, mlaDecode's kernel over the new
+   * tokens, then W_UV; mlaDecode's precision), 'nonAbsorbed' (K_nope and V up-projected a tile
+   * of cached tokens at a time; f32), or 'auto' (default: the backend's choice for the shape).
+   */
+  form?: PrefillForm;
   backend?: Backend;
 }
+
+export const PREFILL_FORMS = ['auto', 'absorbed', 'nonAbsorbed'] as const;
+export type PrefillForm = (typeof PREFILL_FORMS)[number];
 
 export interface MlaPrefillResult {
   out: Float32Array;
@@ -55,6 +64,8 @@ function prepare(args: MlaPrefillArgs): {
   const Dn = intInRange('qkNopeHeadDim', a.qkNopeHeadDim, 1);
   const Dv = intInRange('vHeadDim', a.vHeadDim, 1);
   const softmaxScale = finiteNumber('softmaxScale', a.softmaxScale);
+  const form = a.form === undefined ? 0 : PREFILL_FORMS.indexOf(a.form as PrefillForm);
+  if (form < 0) throw invalidArgument('form', `one of ${PREFILL_FORMS.join(', ')}`, a.form);
   const cacheArg = objectArg('cache', a.cache);
   if (!(cacheArg.seqLens instanceof Int32Array))
     throw invalidArgument('cache.seqLens', 'an Int32Array', cacheArg.seqLens);
@@ -127,6 +138,7 @@ function prepare(args: MlaPrefillArgs): {
     cacheDtype: DTYPE_CODE[cache.dtype],
     weightDtype: DTYPE_CODE[kvBProj instanceof Uint16Array ? 'bf16' : 'f32'],
     softmaxScale,
+    form,
     qNope,
     qRope,
     weight: kvBProj,

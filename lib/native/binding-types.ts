@@ -57,6 +57,7 @@ export interface NativePrefillParams {
   cacheDtype: number;
   weightDtype: number;
   softmaxScale: number;
+  form: number;
   qNope: Float32Array;
   qRope: Float32Array | undefined;
   weight: ArrayBufferView;

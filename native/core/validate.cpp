@@ -148,6 +148,10 @@ lkv_status validate(const lkv_mla_prefill_params& p, lkv_error* err) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT, "softmax_scale must be finite, got %g",
                 p.softmax_scale);
   }
+  if (p.form != LKV_PREFILL_AUTO && p.form != LKV_PREFILL_ABSORBED && p.form != LKV_PREFILL_NON_ABSORBED) {
+    return fail(err, LKV_ERR_INVALID_ARGUMENT, "form must be 0 (auto), 1 (absorbed) or 2 (non-absorbed), got %d",
+                static_cast<int>(p.form));
+  }
   if (!p.q_nope || !p.w_kv_b || !p.cache || !p.block_table || !p.seq_lens || !p.out ||
       (p.rope_dim > 0 && !p.q_rope)) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT,

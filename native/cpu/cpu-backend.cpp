@@ -84,7 +84,7 @@ lkv_status gemm(void* ctx, const lkv_gemm_params* p, lkv_error* err) {
 lkv_status prefill(void* ctx, const lkv_mla_prefill_params* p, lkv_error* err) {
   auto* b = static_cast<CpuBackend*>(ctx);
   if (b->kernels->mla_prefill) return b->kernels->mla_prefill(*p, b->pool, err);
-  return mla_prefill_fast(*p, b->kernels->isa, b->pool, err);
+  return mla_prefill_fast(*p, *b->kernels, b->pool, err);
 }
 
 void destroy(void* ctx) { delete static_cast<CpuBackend*>(ctx); }

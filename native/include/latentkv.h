@@ -294,11 +294,18 @@ typedef struct lkv_gqa_append_params {
  *   k_nope_j = W_UK,h c_j, v_j = W_UV,h c_j (W_UK,h, W_UV,h: the head's rows of kv_b_proj)
  *   score_j  = softmax_scale * (q_nope . k_nope_j + q_rope . k_rope_{j, g})
  *   out      = sum_j softmax(score)_j v_j   [Dv], lse = log(sum_j exp(score_j)).
- * This is mla_decode with Sq = T on the absorbed query W_UK,h^T q_nope, followed by W_UV,h,
- * computed in the other order: K_nope and V are up-projected from the latent rows a tile of
- * tokens at a time (never for the whole context at once), which costs less per query once T
- * is large. A query that sees no token gets out = 0 and lse = -inf.
+ * Two forms compute it (params.form): the absorbed one, mla_decode with Sq = T on the query
+ * W_UK,h^T q_nope followed by W_UV,h (its precision is mla_decode's), and the non-absorbed one,
+ * K_nope and V up-projected from the latent rows a tile of tokens at a time (never for the
+ * whole context at once; f32 arithmetic), whose cost per query falls as T grows. A query that
+ * sees no token gets out = 0 and lse = -inf.
  */
+typedef enum lkv_prefill_form {
+  LKV_PREFILL_AUTO = 0,         /* the backend picks the cheaper form for the shape      */
+  LKV_PREFILL_ABSORBED = 1,     /* W_UK into the query, mla_decode with Sq = T, then W_UV */
+  LKV_PREFILL_NON_ABSORBED = 2  /* K_nope and V up-projected a tile of tokens at a time  */
+} lkv_prefill_form;
+
 typedef struct lkv_mla_prefill_params {
   int32_t batch;              /* B >= 1                                             */
   int32_t q_len;              /* T >= 1 new tokens per sequence                     */
@@ -314,6 +321,7 @@ typedef struct lkv_mla_prefill_params {
   lkv_dtype cache_dtype;
   lkv_dtype weight_dtype;     /* f32 or bf16                                        */
   float softmax_scale;        /* required, finite: mscale^2 / sqrt(Dn + P)          */
+  lkv_prefill_form form;      /* the same result either way, up to rounding         */
   const float* q_nope;        /* [B, T, H, Dn]                                      */
   const float* q_rope;        /* [B, T, H, P], RoPE applied; NULL when P == 0       */
   const void* w_kv_b;         /* kv_b_proj [H (Dn + Dv), R]: per head Dn rows of    */

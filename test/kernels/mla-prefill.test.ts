@@ -1,6 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CacheDtype } from '../../lib/dtypes.js';
-import { InvalidArgumentError, mlaDecode, mlaPrefill, mlaPrefillSync } from '../../lib/index.js';
+import {
+  InvalidArgumentError,
+  mlaDecode,
+  mlaPrefill,
+  mlaPrefillSync,
+  PREFILL_FORMS,
+} from '../../lib/index.js';
 import { backendsPerIsa } from '../helpers/backends.js';
 import { relativeError } from '../helpers/compare.js';
 import { type DecodeCase, type DecodeShape, describeShape, makeDecodeCase } from '../helpers/decode-cases.js';
@@ -78,30 +84,34 @@ afterAll(() => {
 
 describe.each(backends)('mla_prefill on $isa', ({ isa, backend }) => {
   it.each(['f32', 'bf16', 'int8', 'fp8_e4m3'] as CacheDtype[])(
-    'matches the float64 non-absorbed reference with a %s cache',
+    'matches the float64 non-absorbed reference with a %s cache, in every form',
     async (dtype) => {
       let seed = 41;
       for (const g of grid(dtype)) {
         const c = makePrefillCase(g.shape, g.Dn, g.Dv, g.bf16, seed++);
         const ref = want(c);
         const qBefore = c.qNope.slice();
-        const got = await mlaPrefill({
-          cache: c.base.view,
-          numHeads: g.shape.numHeads,
-          qLen: g.shape.qLen,
-          qkNopeHeadDim: g.Dn,
-          vHeadDim: g.Dv,
-          qNope: c.qNope,
-          qRope: g.shape.P > 0 ? c.base.qRope : undefined,
-          kvBProj: c.kvBProj,
-          softmaxScale: c.base.softmaxScale,
-          lse: true,
-          backend,
-        });
-        const what = `${isa} ${describeShape(g.shape)} Dn=${g.Dn} Dv=${g.Dv} w=${g.bf16 ? 'bf16' : 'f32'}`;
-        // The cache rows are decoded exactly in both; only f32 vs f64 arithmetic differs.
-        expect(relativeError(got.out, ref.out), what).toBeLessThan(1e-4);
-        expect(relativeError(got.lse!, ref.lse), what).toBeLessThan(1e-5);
+        for (const form of PREFILL_FORMS) {
+          const got = await mlaPrefill({
+            cache: c.base.view,
+            numHeads: g.shape.numHeads,
+            qLen: g.shape.qLen,
+            qkNopeHeadDim: g.Dn,
+            vHeadDim: g.Dv,
+            qNope: c.qNope,
+            qRope: g.shape.P > 0 ? c.base.qRope : undefined,
+            kvBProj: c.kvBProj,
+            softmaxScale: c.base.softmaxScale,
+            lse: true,
+            form,
+            backend,
+          });
+          const what = `${isa} ${form} ${describeShape(g.shape)} Dn=${g.Dn} Dv=${g.Dv} w=${g.bf16 ? 'bf16' : 'f32'}`;
+          // Non-absorbed: f32 arithmetic on exactly decoded rows. Absorbed: mlaDecode's precision.
+          const tol = form === 'nonAbsorbed' ? 1e-4 : dtype === 'f32' ? 1e-5 : 1e-2;
+          expect(relativeError(got.out, ref.out), what).toBeLessThan(tol);
+          expect(relativeError(got.lse!, ref.lse), what).toBeLessThan(tol);
+        }
         expect(c.qNope).toEqual(qBefore);
       }
     },
@@ -217,6 +227,7 @@ describe('mla_prefill input checks', () => {
     ['qLen 0', { qLen: 0 }, /qLen/],
     ['vHeadDim 0', { vHeadDim: 0 }, /vHeadDim/],
     ['numHeads 0', { numHeads: 0 }, /numHeads/],
+    ['an unknown form', { form: 'fastest' }, /form/],
   ])('rejects %s with a typed error before native work', async (_name, patch, message) => {
     const args = { ...good, ...patch } as Parameters<typeof mlaPrefillSync>[0];
     expect(() => mlaPrefillSync(args)).toThrow(InvalidArgumentError);

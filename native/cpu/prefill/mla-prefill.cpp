@@ -16,6 +16,7 @@
 
 #include "../../core/cache-layout.h"
 #include "../../core/error.h"
+#include "../../core/numeric.h"
 #include "../gemm/gemm.h"
 #include "../thread-pool.h"
 
@@ -78,7 +79,7 @@ void fold_tile(const lkv_mla_prefill_params& p, int32_t b, int32_t h, int32_t t0
 
 }  // namespace
 
-lkv_status mla_prefill_fast(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, ThreadPool& pool, lkv_error* err) {
+lkv_status mla_prefill_tiled(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, ThreadPool& pool, lkv_error* err) {
   const int32_t R = p.kv_lora_rank, P = p.rope_dim, H = p.num_heads, T = p.q_len;
   const int32_t Dn = p.qk_nope_head_dim, Dv = p.v_head_dim;
   const int32_t rope_width = P * p.rope_heads;
@@ -146,6 +147,134 @@ lkv_status mla_prefill_fast(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, Th
     }
   }
   return ok(err);
+}
+
+namespace {
+
+constexpr int64_t kAbsorbedChunkFloats = 4ll << 20;  // q_latent (and latent out) of one chunk, at most
+
+// Row r of kv_b_proj as floats.
+void weight_row(const lkv_mla_prefill_params& p, int64_t row, float* out) {
+  const int32_t R = p.kv_lora_rank;
+  if (p.weight_dtype == LKV_DTYPE_BF16) {
+    const uint16_t* w = static_cast<const uint16_t*>(p.w_kv_b) + row * R;
+    for (int32_t r = 0; r < R; ++r) out[r] = bf16_to_f32(w[r]);
+  } else {
+    const float* w = static_cast<const float*>(p.w_kv_b) + row * R;
+    std::copy(w, w + R, out);
+  }
+}
+
+}  // namespace
+
+lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
+                                lkv_error* err) {
+  const int32_t R = p.kv_lora_rank, H = p.num_heads, T = p.q_len, Dn = p.qk_nope_head_dim, Dv = p.v_head_dim;
+  const int32_t P = p.rope_dim;
+  const int32_t chunk = static_cast<int32_t>(
+      std::clamp<int64_t>(kAbsorbedChunkFloats / (static_cast<int64_t>(H) * R), 1, T));
+  std::vector<float> q_latent, latent, lse, w_uk, w_uv;
+  std::vector<int32_t> lens(static_cast<size_t>(1));
+  try {
+    q_latent.resize(static_cast<size_t>(chunk) * H * R);
+    latent.resize(static_cast<size_t>(chunk) * H * R);
+    lse.resize(static_cast<size_t>(chunk) * H);
+    // W_UK and W_UV of every head as floats, [H, Dn, R] and [H, Dv, R].
+    w_uk.resize(static_cast<size_t>(H) * Dn * R);
+    w_uv.resize(static_cast<size_t>(H) * Dv * R);
+  } catch (const std::bad_alloc&) {
+    return fail(err, LKV_ERR_OUT_OF_MEMORY, "mla_prefill: no memory for a %d-token chunk of %d heads", chunk, H);
+  }
+  for (int32_t h = 0; h < H; ++h) {
+    for (int32_t d = 0; d < Dn; ++d)
+      weight_row(p, static_cast<int64_t>(h) * (Dn + Dv) + d, w_uk.data() + (static_cast<size_t>(h) * Dn + d) * R);
+    for (int32_t v = 0; v < Dv; ++v)
+      weight_row(p, static_cast<int64_t>(h) * (Dn + Dv) + Dn + v, w_uv.data() + (static_cast<size_t>(h) * Dv + v) * R);
+  }
+  for (int32_t b = 0; b < p.batch; ++b) {
+    const int32_t len = p.seq_lens[b];
+    for (int32_t t0 = 0; t0 < T; t0 += chunk) {
+      const int32_t n = std::min(chunk, T - t0);
+      // q_latent of rows (t, h) of this chunk: sum_d q_nope[d] W_UK,h[d, :].
+      pool.for_each(static_cast<int64_t>(n) * H, [&](int64_t row, int32_t /*worker*/) {
+        const int32_t h = static_cast<int32_t>(row % H);
+        const int64_t qi = (static_cast<int64_t>(b) * T + t0) * H + row;
+        const float* qn = p.q_nope + qi * Dn;
+        float* ql = q_latent.data() + row * R;
+        std::fill(ql, ql + R, 0.0f);
+        for (int32_t d = 0; d < Dn; ++d) {
+          const float* w = w_uk.data() + (static_cast<size_t>(h) * Dn + d) * R;
+          const float q = qn[d];
+          for (int32_t r = 0; r < R; ++r) ql[r] += q * w[r];
+        }
+      });
+      // The chunk's queries t0..t0+n-1 sit at the end of a sequence of len - T + t0 + n tokens.
+      lens[0] = std::max(0, len - T + t0 + n);
+      lkv_mla_decode_params d{};
+      d.batch = 1;
+      d.q_len = n;
+      d.num_heads = H;
+      d.kv_lora_rank = R;
+      d.rope_dim = P;
+      d.rope_heads = p.rope_heads;
+      d.block_size = p.block_size;
+      d.num_blocks = p.num_blocks;
+      d.max_blocks_per_seq = p.max_blocks_per_seq;
+      d.cache_dtype = p.cache_dtype;
+      d.softmax_scale = p.softmax_scale;
+      d.q_latent = q_latent.data();
+      d.q_rope = P > 0 ? p.q_rope + (static_cast<int64_t>(b) * T + t0) * H * P : nullptr;
+      d.cache = p.cache;
+      d.block_table = p.block_table + static_cast<int64_t>(b) * p.max_blocks_per_seq;
+      d.seq_lens = lens.data();
+      d.out = latent.data();
+      d.lse = lse.data();
+      const lkv_status s = kernels.mla_decode(d, pool, err);
+      if (s != LKV_OK) return s;
+      // out = W_UV,h latent, and the lse from [H, n] to the caller's [B, H, T].
+      pool.for_each(static_cast<int64_t>(n) * H, [&](int64_t row, int32_t /*worker*/) {
+        const int32_t h = static_cast<int32_t>(row % H);
+        const int32_t t = t0 + static_cast<int32_t>(row / H);
+        const float* lat = latent.data() + row * R;
+        float* out = p.out + ((static_cast<int64_t>(b) * T + t) * H + h) * Dv;
+        for (int32_t v = 0; v < Dv; ++v) {
+          const float* w = w_uv.data() + (static_cast<size_t>(h) * Dv + v) * R;
+          float acc = 0.0f;
+          for (int32_t r = 0; r < R; ++r) acc += lat[r] * w[r];
+          out[v] = acc;
+        }
+        if (p.lse) p.lse[(static_cast<int64_t>(b) * H + h) * T + t] = lse[static_cast<size_t>(h) * n + (t - t0)];
+      });
+    }
+  }
+  return ok(err);
+}
+
+namespace {
+
+// Estimated cost of each form per head, in microseconds, fitted to measurements on the 2-core
+// AVX-512-BF16 development machine (DeepSeek-V2-Lite head: R 512, Dn = Dv = 128, H 16 and 128;
+// docs/performance.md): non-absorbed pays the up-projection per cached token (GEMM) and a
+// scalar f32 attention per (query, token); absorbed pays W_UK and W_UV per query and the SIMD
+// decode per (query, token).
+bool non_absorbed_is_cheaper(const lkv_mla_prefill_params& p) {
+  double non_absorbed = 0.0, absorbed = 0.0;
+  const double T = p.q_len;
+  for (int32_t b = 0; b < p.batch; ++b) {
+    const double L = p.seq_lens[b];
+    non_absorbed += 2.4 * L + 0.020 * T * L;
+    absorbed += 22.0 * T + 0.0045 * T * L;
+  }
+  return non_absorbed < absorbed;
+}
+
+}  // namespace
+
+lkv_status mla_prefill_fast(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
+                            lkv_error* err) {
+  const bool tiled = p.form == LKV_PREFILL_NON_ABSORBED || (p.form == LKV_PREFILL_AUTO && non_absorbed_is_cheaper(p));
+  if (tiled) return mla_prefill_tiled(p, kernels.isa, pool, err);
+  return mla_prefill_absorbed(p, kernels, pool, err);
 }
 
 }  // namespace lkv::cpu

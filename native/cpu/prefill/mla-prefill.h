@@ -6,11 +6,21 @@
 
 namespace lkv::cpu {
 
-// Validated params. Per sequence, a tile of cached tokens at a time: the latent rows are
+// Validated params. The non-absorbed form, per sequence, a tile of cached tokens at a time: the latent rows are
 // dequantised to f32, up-projected to K_nope and V of every head by one lkv_gemm call (the
 // ISA's GEMM, threaded over heads' rows), then every (head, block of new tokens) task folds
 // the tile into its running softmax. Scratch is allocated per call.
-lkv_status mla_prefill_fast(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, ThreadPool& pool, lkv_error* err);
+lkv_status mla_prefill_tiled(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, ThreadPool& pool, lkv_error* err);
+
+// Validated params. The absorbed form: q_latent = W_UK,h^T q_nope per row, the table's
+// mla_decode over chunks of the new tokens (each chunk with the lengths that give its causal
+// windows), then out = W_UV,h latent. Reads the cache once per chunk.
+lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
+                                lkv_error* err);
+
+// Picks the cheaper form for these params (see mla-prefill.cpp).
+lkv_status mla_prefill_fast(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
+                            lkv_error* err);
 
 }  // namespace lkv::cpu
 
