@@ -2,14 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 
 #include "core/cache-layout.h"
 #include "core/gqa-cache.h"
 #include "core/numeric.h"
-#include "test-harness.h"
 
 namespace lkv::test {
 
@@ -269,28 +267,6 @@ std::vector<GqaShape> gqa_grid() {
 }
 
 double tolerance(lkv_dtype cache_dtype) { return cache_dtype == LKV_DTYPE_F32 ? 1e-5 : 1e-2; }
-
-Backend::Backend(lkv_cpu_isa isa, int32_t threads) {
-  lkv_backend_options o{isa, threads};
-  lkv_error err{};
-  if (lkv_backend_create("cpu", &o, &handle, &err) != LKV_OK) {
-    record_failure(__FILE__, __LINE__, std::string("backend create: ") + err.message);
-  }
-}
-
-Backend::~Backend() { lkv_backend_free(handle); }
-
-std::vector<lkv_cpu_isa> simd_isas() {
-  std::vector<lkv_cpu_isa> isas;
-  const uint32_t usable = lkv_cpu_compiled_isa_mask() & lkv_cpu_supported_isa_mask();
-  for (int i = LKV_CPU_ISA_AVX2; i <= LKV_CPU_ISA_NEON; ++i) {
-    if (usable & (1u << i)) isas.push_back(static_cast<lkv_cpu_isa>(i));
-  }
-  std::printf("  SIMD ISAs under test:");
-  for (auto i : isas) std::printf(" %s", lkv_cpu_isa_name(i));
-  std::printf("%s\n", isas.empty() ? " none (only the scalar reference is compiled)" : "");
-  return isas;
-}
 
 double relative_error(const float* got, const float* want, size_t n) {
   double max_diff = 0.0, max_ref = 0.0;

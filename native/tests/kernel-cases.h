@@ -90,18 +90,6 @@ double relative_error(const float* got, const float* want, size_t n);
 // 16-bit and 8-bit caches 1e-2.
 double tolerance(lkv_dtype cache_dtype);
 
-// A cpu backend with this ISA and thread count, freed at scope exit (a failure to create one
-// is recorded as a test failure).
-struct Backend {
-  lkv_backend* handle = nullptr;
-  Backend(lkv_cpu_isa isa, int32_t threads);
-  ~Backend();
-  Backend(const Backend&) = delete;
-  Backend& operator=(const Backend&) = delete;
-};
-
-// The SIMD ISAs compiled in and supported here (printed once per call).
-std::vector<lkv_cpu_isa> simd_isas();
 
 }  // namespace lkv::test
 

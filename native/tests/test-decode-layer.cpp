@@ -14,6 +14,7 @@
 #include "cpu/layer/mla-decode-layer.h"
 #include "cpu/thread-pool.h"
 #include "kernel-cases.h"
+#include "test-backends.h"
 #include "test-harness.h"
 
 using namespace lkv;

@@ -12,6 +12,7 @@
 #include "core/cache-layout.h"
 #include "core/gqa-cache.h"
 #include "kernel-cases.h"
+#include "test-backends.h"
 #include "test-harness.h"
 
 using namespace lkv;

@@ -9,6 +9,7 @@
 
 #include "core/numeric.h"
 #include "kernel-cases.h"
+#include "test-backends.h"
 #include "test-harness.h"
 
 using namespace lkv;

@@ -165,6 +165,20 @@ void weight_row(const lkv_mla_prefill_params& p, int64_t row, float* out) {
   }
 }
 
+// C [m, n] = A W^T through the ISA's GEMM (A, C f32; W f32 or bf16, row-major [n, k]).
+lkv_status gemm(int32_t m, int32_t n, int32_t k, const float* a, const void* w, lkv_dtype wd, float* c,
+                lkv_cpu_isa isa, ThreadPool& pool, lkv_error* err) {
+  lkv_gemm_params g{};
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.weight_dtype = wd;
+  g.a = a;
+  g.w = w;
+  g.c = c;
+  return gemm_cpu(g, isa, pool, err);
+}
+
 }  // namespace
 
 lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
@@ -173,41 +187,47 @@ lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTab
   const int32_t P = p.rope_dim;
   const int32_t chunk = static_cast<int32_t>(
       std::clamp<int64_t>(kAbsorbedChunkFloats / (static_cast<int64_t>(H) * R), 1, T));
-  std::vector<float> q_latent, latent, lse, w_uk, w_uv;
+  const size_t es = p.weight_dtype == LKV_DTYPE_BF16 ? 2 : 4;
+  const uint8_t* w_kv_b = static_cast<const uint8_t*>(p.w_kv_b);
+  std::vector<float> q_latent, latent, lse, w_uk_t, a_rows, c_rows;
   std::vector<int32_t> lens(static_cast<size_t>(1));
   try {
     q_latent.resize(static_cast<size_t>(chunk) * H * R);
     latent.resize(static_cast<size_t>(chunk) * H * R);
     lse.resize(static_cast<size_t>(chunk) * H);
-    // W_UK and W_UV of every head as floats, [H, Dn, R] and [H, Dv, R].
-    w_uk.resize(static_cast<size_t>(H) * Dn * R);
-    w_uv.resize(static_cast<size_t>(H) * Dv * R);
+    // W_UK,h^T of every head as f32 [H, R, Dn], so q_latent = q_nope W_UK is a GEMM (A W^T).
+    w_uk_t.resize(static_cast<size_t>(H) * R * Dn);
+    a_rows.resize(static_cast<size_t>(chunk) * std::max(Dn, R));
+    c_rows.resize(static_cast<size_t>(chunk) * std::max(Dv, R));
   } catch (const std::bad_alloc&) {
     return fail(err, LKV_ERR_OUT_OF_MEMORY, "mla_prefill: no memory for a %d-token chunk of %d heads", chunk, H);
   }
-  for (int32_t h = 0; h < H; ++h) {
-    for (int32_t d = 0; d < Dn; ++d)
-      weight_row(p, static_cast<int64_t>(h) * (Dn + Dv) + d, w_uk.data() + (static_cast<size_t>(h) * Dn + d) * R);
-    for (int32_t v = 0; v < Dv; ++v)
-      weight_row(p, static_cast<int64_t>(h) * (Dn + Dv) + Dn + v, w_uv.data() + (static_cast<size_t>(h) * Dv + v) * R);
-  }
+  pool.for_each(H, [&](int64_t h, int32_t /*worker*/) {
+    std::vector<float> row(static_cast<size_t>(R));
+    for (int32_t d = 0; d < Dn; ++d) {
+      weight_row(p, h * (Dn + Dv) + d, row.data());
+      for (int32_t r = 0; r < R; ++r) w_uk_t[(static_cast<size_t>(h) * R + r) * Dn + d] = row[r];
+    }
+  });
   for (int32_t b = 0; b < p.batch; ++b) {
     const int32_t len = p.seq_lens[b];
     for (int32_t t0 = 0; t0 < T; t0 += chunk) {
       const int32_t n = std::min(chunk, T - t0);
-      // q_latent of rows (t, h) of this chunk: sum_d q_nope[d] W_UK,h[d, :].
-      pool.for_each(static_cast<int64_t>(n) * H, [&](int64_t row, int32_t /*worker*/) {
-        const int32_t h = static_cast<int32_t>(row % H);
-        const int64_t qi = (static_cast<int64_t>(b) * T + t0) * H + row;
-        const float* qn = p.q_nope + qi * Dn;
-        float* ql = q_latent.data() + row * R;
-        std::fill(ql, ql + R, 0.0f);
-        for (int32_t d = 0; d < Dn; ++d) {
-          const float* w = w_uk.data() + (static_cast<size_t>(h) * Dn + d) * R;
-          const float q = qn[d];
-          for (int32_t r = 0; r < R; ++r) ql[r] += q * w[r];
+      const int64_t q0 = (static_cast<int64_t>(b) * T + t0) * H;  // first (t, h) row of the chunk
+      // q_latent rows of head h: its n query rows times W_UK,h.
+      for (int32_t h = 0; h < H; ++h) {
+        for (int32_t t = 0; t < n; ++t) {
+          const float* src = p.q_nope + (q0 + static_cast<int64_t>(t) * H + h) * Dn;
+          std::copy(src, src + Dn, a_rows.data() + static_cast<size_t>(t) * Dn);
         }
-      });
+        lkv_status s = gemm(n, R, Dn, a_rows.data(), w_uk_t.data() + static_cast<size_t>(h) * R * Dn,
+                            LKV_DTYPE_F32, c_rows.data(), kernels.isa, pool, err);
+        if (s != LKV_OK) return s;
+        for (int32_t t = 0; t < n; ++t) {
+          std::copy(c_rows.data() + static_cast<size_t>(t) * R, c_rows.data() + static_cast<size_t>(t + 1) * R,
+                    q_latent.data() + (static_cast<size_t>(t) * H + h) * R);
+        }
+      }
       // The chunk's queries t0..t0+n-1 sit at the end of a sequence of len - T + t0 + n tokens.
       lens[0] = std::max(0, len - T + t0 + n);
       lkv_mla_decode_params d{};
@@ -223,28 +243,29 @@ lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTab
       d.cache_dtype = p.cache_dtype;
       d.softmax_scale = p.softmax_scale;
       d.q_latent = q_latent.data();
-      d.q_rope = P > 0 ? p.q_rope + (static_cast<int64_t>(b) * T + t0) * H * P : nullptr;
+      d.q_rope = P > 0 ? p.q_rope + q0 * P : nullptr;
       d.cache = p.cache;
       d.block_table = p.block_table + static_cast<int64_t>(b) * p.max_blocks_per_seq;
       d.seq_lens = lens.data();
       d.out = latent.data();
       d.lse = lse.data();
-      const lkv_status s = kernels.mla_decode(d, pool, err);
+      lkv_status s = kernels.mla_decode(d, pool, err);
       if (s != LKV_OK) return s;
-      // out = W_UV,h latent, and the lse from [H, n] to the caller's [B, H, T].
-      pool.for_each(static_cast<int64_t>(n) * H, [&](int64_t row, int32_t /*worker*/) {
-        const int32_t h = static_cast<int32_t>(row % H);
-        const int32_t t = t0 + static_cast<int32_t>(row / H);
-        const float* lat = latent.data() + row * R;
-        float* out = p.out + ((static_cast<int64_t>(b) * T + t) * H + h) * Dv;
-        for (int32_t v = 0; v < Dv; ++v) {
-          const float* w = w_uv.data() + (static_cast<size_t>(h) * Dv + v) * R;
-          float acc = 0.0f;
-          for (int32_t r = 0; r < R; ++r) acc += lat[r] * w[r];
-          out[v] = acc;
+      // out = latent W_UV,h^T with W_UV,h as stored in kv_b_proj; lse from [H, n] to [B, H, T].
+      for (int32_t h = 0; h < H; ++h) {
+        for (int32_t t = 0; t < n; ++t) {
+          const float* src = latent.data() + (static_cast<size_t>(t) * H + h) * R;
+          std::copy(src, src + R, a_rows.data() + static_cast<size_t>(t) * R);
         }
-        if (p.lse) p.lse[(static_cast<int64_t>(b) * H + h) * T + t] = lse[static_cast<size_t>(h) * n + (t - t0)];
-      });
+        s = gemm(n, Dv, R, a_rows.data(), w_kv_b + (static_cast<size_t>(h) * (Dn + Dv) + Dn) * R * es, p.weight_dtype,
+                 c_rows.data(), kernels.isa, pool, err);
+        if (s != LKV_OK) return s;
+        for (int32_t t = 0; t < n; ++t) {
+          std::copy(c_rows.data() + static_cast<size_t>(t) * Dv, c_rows.data() + static_cast<size_t>(t + 1) * Dv,
+                    p.out + (q0 + static_cast<int64_t>(t) * H + h) * Dv);
+          if (p.lse) p.lse[(static_cast<int64_t>(b) * H + h) * T + t0 + t] = lse[static_cast<size_t>(h) * n + t];
+        }
+      }
     }
   }
   return ok(err);
@@ -254,16 +275,16 @@ namespace {
 
 // Estimated cost of each form per head, in microseconds, fitted to measurements on the 2-core
 // AVX-512-BF16 development machine (DeepSeek-V2-Lite head: R 512, Dn = Dv = 128, H 16 and 128;
-// docs/performance.md): non-absorbed pays the up-projection per cached token (GEMM) and a
-// scalar f32 attention per (query, token); absorbed pays W_UK and W_UV per query and the SIMD
-// decode per (query, token).
+// docs/performance.md). Non-absorbed pays the up-projection per cached token (GEMM) and a plain
+// f32 attention per (query, token). Absorbed pays a fixed cost (W_UK transposed to f32), W_UK
+// and W_UV per query (GEMM) and the SIMD decode per (query, token).
 bool non_absorbed_is_cheaper(const lkv_mla_prefill_params& p) {
-  double non_absorbed = 0.0, absorbed = 0.0;
+  double non_absorbed = 0.0, absorbed = 130.0;
   const double T = p.q_len;
   for (int32_t b = 0; b < p.batch; ++b) {
     const double L = p.seq_lens[b];
-    non_absorbed += 2.4 * L + 0.020 * T * L;
-    absorbed += 22.0 * T + 0.0045 * T * L;
+    non_absorbed += 2.1 * L + 0.018 * T * L;
+    absorbed += 5.6 * T + 0.0054 * T * L;
   }
   return non_absorbed < absorbed;
 }

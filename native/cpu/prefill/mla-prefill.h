@@ -12,9 +12,10 @@ namespace lkv::cpu {
 // the tile into its running softmax. Scratch is allocated per call.
 lkv_status mla_prefill_tiled(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, ThreadPool& pool, lkv_error* err);
 
-// Validated params. The absorbed form: q_latent = W_UK,h^T q_nope per row, the table's
-// mla_decode over chunks of the new tokens (each chunk with the lengths that give its causal
-// windows), then out = W_UV,h latent. Reads the cache once per chunk.
+// Validated params. The absorbed form: q_latent = W_UK,h^T q_nope (one GEMM per head against
+// W_UK,h^T in f32), the table's mla_decode over chunks of the new tokens (each chunk with the
+// lengths that give its causal windows), then out = W_UV,h latent (one GEMM per head against
+// kv_b_proj as stored). Reads the cache once per chunk.
 lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
                                 lkv_error* err);
 
