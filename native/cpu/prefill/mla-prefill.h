@@ -1,4 +1,4 @@
-// mla_prefill on the CPU: the non-absorbed attention of a prompt chunk (latentkv.h, Kernel 4).
+// mla_prefill on the CPU: the attention of a prompt chunk (latentkv.h, Kernel 4), in both forms.
 #ifndef LATENTKV_CPU_PREFILL_MLA_PREFILL_H_
 #define LATENTKV_CPU_PREFILL_MLA_PREFILL_H_
 
@@ -6,10 +6,10 @@
 
 namespace lkv::cpu {
 
-// Validated params. The non-absorbed form, per sequence, a tile of cached tokens at a time: the latent rows are
-// dequantised to f32, up-projected to K_nope and V of every head by one lkv_gemm call (the
-// ISA's GEMM, threaded over heads' rows), then every (head, block of new tokens) task folds
-// the tile into its running softmax. Scratch is allocated per call.
+// Validated params. The non-absorbed form, per sequence, a tile of cached tokens at a time: the
+// latent rows are dequantised to f32 and up-projected to K_nope and V of every head by one GEMM
+// (the ISA's kernel); then per head the scores and P V are GEMMs too, with an online softmax in
+// between. Scratch is allocated per call.
 lkv_status mla_prefill_tiled(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, ThreadPool& pool, lkv_error* err);
 
 // Validated params. The absorbed form: q_latent = W_UK,h^T q_nope (one GEMM per head against
