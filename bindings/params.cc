@@ -32,10 +32,10 @@ void read_rope(const Napi::Object& js, int32_t rope_dim, lkv_rope_params* rope, 
   }
 }
 
-}  // namespace
-
-void read_decode_params(const Napi::Object& js, DecodeCall* call) {
-  lkv_mla_decode_params& p = call->params;
+// The fields mla_decode and mla_prefill share (NativeAttentionFields in lib/native), and the
+// cache, block table and lengths checked against them; returns the cache row layout.
+template <typename Params>
+lkv_cache_layout read_attention_fields(const Napi::Object& js, Params& p, BufferRefs* refs) {
   p.batch = get_int(js, "batch");
   p.q_len = get_int(js, "qLen");
   p.num_heads = get_int(js, "numHeads");
@@ -52,50 +52,40 @@ void read_decode_params(const Napi::Object& js, DecodeCall* call) {
   if (lkv_cache_layout_get(p.cache_dtype, p.kv_lora_rank, p.rope_dim, p.rope_heads, &layout, &err) != LKV_OK) {
     throw make_error(js.Env(), err.status, err.message);
   }
-  const size_t q = count({p.batch, p.q_len, p.num_heads});
-  BufferRefs* refs = &call->buffers;
-  p.q_latent = static_cast<const float*>(get_buffer(js, "qLatent", napi_float32_array, 4 * q * count({p.kv_lora_rank}), false, false, refs));
-  p.q_rope = static_cast<const float*>(get_buffer(js, "qRope", napi_float32_array, 4 * q * count({p.rope_dim}), p.rope_dim == 0, false, refs));
   p.cache = get_buffer(js, "cache", napi_uint8_array, count({p.num_blocks, p.block_size}) * layout.row_bytes, false, true, refs);
   p.block_table = static_cast<const int32_t*>(get_buffer(js, "blockTable", napi_int32_array, 4 * count({p.batch, p.max_blocks_per_seq}), false, false, refs));
   p.seq_lens = static_cast<const int32_t*>(get_buffer(js, "seqLens", napi_int32_array, 4 * count({p.batch}), false, false, refs));
+  return layout;
+}
+
+}  // namespace
+
+void read_decode_params(const Napi::Object& js, DecodeCall* call) {
+  lkv_mla_decode_params& p = call->params;
+  BufferRefs* refs = &call->buffers;
+  read_attention_fields(js, p, refs);
+  const size_t q = count({p.batch, p.q_len, p.num_heads});
+  p.q_latent = static_cast<const float*>(get_buffer(js, "qLatent", napi_float32_array, 4 * q * count({p.kv_lora_rank}), false, false, refs));
+  p.q_rope = static_cast<const float*>(get_buffer(js, "qRope", napi_float32_array, 4 * q * count({p.rope_dim}), p.rope_dim == 0, false, refs));
   p.out = static_cast<float*>(get_buffer(js, "out", napi_float32_array, 4 * q * count({p.kv_lora_rank}), false, false, refs));
   p.lse = static_cast<float*>(get_buffer(js, "lse", napi_float32_array, 4 * q, true, false, refs));
 }
 
 void read_prefill_params(const Napi::Object& js, PrefillCall* call) {
   lkv_mla_prefill_params& p = call->params;
-  p.batch = get_int(js, "batch");
-  p.q_len = get_int(js, "qLen");
-  p.num_heads = get_int(js, "numHeads");
-  p.kv_lora_rank = get_int(js, "kvLoraRank");
-  p.rope_dim = get_int(js, "ropeDim");
-  p.rope_heads = get_int(js, "ropeHeads");
+  BufferRefs* refs = &call->buffers;
   p.qk_nope_head_dim = get_int(js, "qkNopeHeadDim");
   p.v_head_dim = get_int(js, "vHeadDim");
-  p.block_size = get_int(js, "blockSize");
-  p.num_blocks = get_int(js, "numBlocks");
-  p.max_blocks_per_seq = get_int(js, "maxBlocksPerSeq");
-  p.cache_dtype = static_cast<lkv_dtype>(get_int(js, "cacheDtype"));
   p.weight_dtype = static_cast<lkv_dtype>(get_int(js, "weightDtype"));
-  p.softmax_scale = get_float(js, "softmaxScale", 0.0f, true);
   p.form = static_cast<lkv_prefill_form>(get_int(js, "form"));
-  lkv_cache_layout layout{};
-  lkv_error err{};
-  if (lkv_cache_layout_get(p.cache_dtype, p.kv_lora_rank, p.rope_dim, p.rope_heads, &layout, &err) != LKV_OK) {
-    throw make_error(js.Env(), err.status, err.message);
-  }
+  read_attention_fields(js, p, refs);
   const size_t wsize = lkv_dtype_size(p.weight_dtype);
   if (wsize != 2 && wsize != 4) throw_invalid(js.Env(), "weightDtype must be f32 or bf16");
   const size_t q = count({p.batch, p.q_len, p.num_heads});
-  BufferRefs* refs = &call->buffers;
   p.q_nope = static_cast<const float*>(get_buffer(js, "qNope", napi_float32_array, 4 * q * count({p.qk_nope_head_dim}), false, false, refs));
   p.q_rope = static_cast<const float*>(get_buffer(js, "qRope", napi_float32_array, 4 * q * count({p.rope_dim}), p.rope_dim == 0, false, refs));
   const size_t w_rows = count({p.num_heads}) * (count({p.qk_nope_head_dim}) + count({p.v_head_dim}));
   p.w_kv_b = get_buffer(js, "weight", napi_uint8_array, wsize * w_rows * count({p.kv_lora_rank}), false, true, refs);
-  p.cache = get_buffer(js, "cache", napi_uint8_array, count({p.num_blocks, p.block_size}) * layout.row_bytes, false, true, refs);
-  p.block_table = static_cast<const int32_t*>(get_buffer(js, "blockTable", napi_int32_array, 4 * count({p.batch, p.max_blocks_per_seq}), false, false, refs));
-  p.seq_lens = static_cast<const int32_t*>(get_buffer(js, "seqLens", napi_int32_array, 4 * count({p.batch}), false, false, refs));
   p.out = static_cast<float*>(get_buffer(js, "out", napi_float32_array, 4 * q * count({p.v_head_dim}), false, false, refs));
   p.lse = static_cast<float*>(get_buffer(js, "lse", napi_float32_array, 4 * q, true, false, refs));
 }

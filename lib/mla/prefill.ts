@@ -8,10 +8,17 @@
  */
 import { type Backend, getBackend } from '../backend.js';
 import { DTYPE_CODE } from '../dtypes.js';
-import { InvalidArgumentError, invalidArgument } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import type { NativePrefillParams } from '../native/binding-types.js';
 import { finiteNumber, intInRange, objectArg, typedArray } from '../validate.js';
-import { checkView, type PagedCacheView } from './paged-cache.js';
+import {
+  attentionCache,
+  checkNoAlias,
+  lseOutput,
+  nativeAttentionFields,
+  ropeQuery,
+} from './attention-args.js';
+import type { PagedCacheView } from './paged-cache.js';
 
 export interface MlaPrefillArgs {
   /** Paged cache, block table and lengths; seqLens[b] counts the qLen new tokens too. */
@@ -66,27 +73,13 @@ function prepare(args: MlaPrefillArgs): {
   const softmaxScale = finiteNumber('softmaxScale', a.softmaxScale);
   const form = a.form === undefined ? 0 : PREFILL_FORMS.indexOf(a.form as PrefillForm);
   if (form < 0) throw invalidArgument('form', `one of ${PREFILL_FORMS.join(', ')}`, a.form);
-  const cacheArg = objectArg('cache', a.cache);
-  if (!(cacheArg.seqLens instanceof Int32Array))
-    throw invalidArgument('cache.seqLens', 'an Int32Array', cacheArg.seqLens);
-  const batch = cacheArg.seqLens.length;
-  if (batch < 1) throw invalidArgument('cache.seqLens', 'at least one sequence', 'an empty array');
-  const cache = checkView('cache', cacheArg, batch);
-  if (numHeads % cache.ropeHeads !== 0) {
-    throw new InvalidArgumentError(
-      `numHeads (${numHeads}) must be a multiple of cache.ropeHeads (${cache.ropeHeads})`,
-    );
-  }
+  const { cache, batch } = attentionCache(a.cache, numHeads);
   const R = cache.kvLoraRank;
   const P = cache.ropeDim;
   const rows = batch * qLen * numHeads;
   const shape = `[batch ${batch}, qLen ${qLen}, numHeads ${numHeads}`;
   const qNope = typedArray('qNope', a.qNope, Float32Array, rows * Dn, `${shape}, qkNopeHeadDim ${Dn}]`);
-  let qRope: Float32Array | undefined;
-  if (P > 0) qRope = typedArray('qRope', a.qRope, Float32Array, rows * P, `${shape}, ropeDim ${P}]`);
-  else if (a.qRope !== undefined && (a.qRope as Float32Array).length !== 0) {
-    throw invalidArgument('qRope', 'nothing (the cache has ropeDim 0)', a.qRope);
-  }
+  const qRope = ropeQuery(a.qRope, rows, P, shape);
   const wRows = numHeads * (Dn + Dv);
   const wShape = `[numHeads ${numHeads} x (qkNopeHeadDim ${Dn} + vHeadDim ${Dv}) = ${wRows}, kvLoraRank ${R}]`;
   let kvBProj: Float32Array | Uint16Array;
@@ -105,46 +98,26 @@ function prepare(args: MlaPrefillArgs): {
     a.out === undefined
       ? new Float32Array(rows * Dv)
       : typedArray('out', a.out, Float32Array, rows * Dv, `${shape}, vHeadDim ${Dv}]`);
-  let lse: Float32Array | undefined;
-  if (a.lse instanceof Float32Array)
-    lse = typedArray('lse', a.lse, Float32Array, rows, '[batch, numHeads, qLen]');
-  else if (a.lse === true) lse = new Float32Array(rows);
-  else if (a.lse !== undefined && a.lse !== false)
-    throw invalidArgument('lse', 'a boolean or a Float32Array', a.lse);
-  for (const [name, buf] of [
-    ['qNope', qNope],
-    ['qRope', qRope],
-    ['kvBProj', kvBProj],
-  ] as const) {
-    if (buf && (buf.buffer === out.buffer || (lse && buf.buffer === lse.buffer))) {
-      throw new InvalidArgumentError(
-        `${name} must not share memory with out or lse (outputs would overwrite inputs)`,
-      );
-    }
-  }
+  const lse = lseOutput(a.lse, rows);
+  checkNoAlias(
+    [
+      ['qNope', qNope],
+      ['qRope', qRope],
+      ['kvBProj', kvBProj],
+    ],
+    out,
+    lse,
+  );
   const backend = (a.backend as Backend | undefined) ?? getBackend();
   const params: NativePrefillParams = {
-    batch,
-    qLen,
-    numHeads,
-    kvLoraRank: R,
-    ropeDim: P,
-    ropeHeads: cache.ropeHeads,
+    ...nativeAttentionFields(cache, batch, qLen, numHeads, softmaxScale),
     qkNopeHeadDim: Dn,
     vHeadDim: Dv,
-    blockSize: cache.blockSize,
-    numBlocks: cache.numBlocks,
-    maxBlocksPerSeq: cache.maxBlocksPerSeq,
-    cacheDtype: DTYPE_CODE[cache.dtype],
     weightDtype: DTYPE_CODE[kvBProj instanceof Uint16Array ? 'bf16' : 'f32'],
-    softmaxScale,
     form,
     qNope,
     qRope,
     weight: kvBProj,
-    cache: cache.pages,
-    blockTable: cache.blockTable,
-    seqLens: cache.seqLens,
     out,
     lse,
   };

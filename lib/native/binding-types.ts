@@ -21,7 +21,8 @@ export interface NativeBackendInfo {
   version: string;
 }
 
-export interface NativeDecodeParams {
+/** The fields mla_decode and mla_prefill share: shape, cache geometry, paging, scale. */
+export interface NativeAttentionFields {
   batch: number;
   qLen: number;
   numHeads: number;
@@ -33,37 +34,26 @@ export interface NativeDecodeParams {
   maxBlocksPerSeq: number;
   cacheDtype: number;
   softmaxScale: number;
-  qLatent: Float32Array;
-  qRope: Float32Array | undefined;
   cache: ArrayBufferView;
   blockTable: Int32Array;
   seqLens: Int32Array;
+}
+
+export interface NativeDecodeParams extends NativeAttentionFields {
+  qLatent: Float32Array;
+  qRope: Float32Array | undefined;
   out: Float32Array;
   lse: Float32Array | undefined;
 }
 
-export interface NativePrefillParams {
-  batch: number;
-  qLen: number;
-  numHeads: number;
-  kvLoraRank: number;
-  ropeDim: number;
-  ropeHeads: number;
+export interface NativePrefillParams extends NativeAttentionFields {
   qkNopeHeadDim: number;
   vHeadDim: number;
-  blockSize: number;
-  numBlocks: number;
-  maxBlocksPerSeq: number;
-  cacheDtype: number;
   weightDtype: number;
-  softmaxScale: number;
   form: number;
   qNope: Float32Array;
   qRope: Float32Array | undefined;
   weight: ArrayBufferView;
-  cache: ArrayBufferView;
-  blockTable: Int32Array;
-  seqLens: Int32Array;
   out: Float32Array;
   lse: Float32Array | undefined;
 }

@@ -85,7 +85,10 @@ lkv_status check_slots(int32_t num_tokens, const int64_t* slot_mapping, int64_t 
 
 }  // namespace
 
-lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err) {
+// The checks mla_decode and mla_prefill share (shapes, cache, paging, scale); Params has the
+// fields both structs name alike.
+template <typename Params>
+lkv_status check_attention(const Params& p, lkv_error* err) {
   if (p.batch < 1 || p.q_len < 1 || p.num_heads < 1) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT,
                 "batch, q_len and num_heads must be >= 1, got %d, %d, %d", p.batch, p.q_len,
@@ -106,6 +109,12 @@ lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT, "softmax_scale must be finite, got %g",
                 p.softmax_scale);
   }
+  return LKV_OK;
+}
+
+lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err) {
+  lkv_status s = check_attention(p, err);
+  if (s != LKV_OK) return s;
   if (!p.q_latent || !p.cache || !p.block_table || !p.seq_lens || !p.out ||
       (p.rope_dim > 0 && !p.q_rope)) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT,
@@ -119,34 +128,16 @@ lkv_status validate(const lkv_mla_decode_params& p, lkv_error* err) {
 }
 
 lkv_status validate(const lkv_mla_prefill_params& p, lkv_error* err) {
-  if (p.batch < 1 || p.q_len < 1 || p.num_heads < 1) {
-    return fail(err, LKV_ERR_INVALID_ARGUMENT,
-                "batch, q_len and num_heads must be >= 1, got %d, %d, %d", p.batch, p.q_len,
-                p.num_heads);
-  }
+  lkv_status s = check_attention(p, err);
+  if (s != LKV_OK) return s;
   if (p.qk_nope_head_dim < 1 || p.v_head_dim < 1) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT,
                 "qk_nope_head_dim and v_head_dim must be >= 1, got %d and %d", p.qk_nope_head_dim,
                 p.v_head_dim);
   }
-  lkv_status s = check_cache_dims(p.kv_lora_rank, p.rope_dim, p.rope_heads, p.block_size,
-                                  p.num_blocks, p.cache_dtype, err);
-  if (s != LKV_OK) return s;
-  if (p.num_heads % p.rope_heads != 0) {
-    return fail(err, LKV_ERR_INVALID_ARGUMENT, "rope_heads (%d) must divide num_heads (%d)",
-                p.rope_heads, p.num_heads);
-  }
   if (p.weight_dtype != LKV_DTYPE_F32 && p.weight_dtype != LKV_DTYPE_BF16) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT, "weight_dtype must be f32 or bf16, got %d",
                 static_cast<int>(p.weight_dtype));
-  }
-  if (p.max_blocks_per_seq < 1) {
-    return fail(err, LKV_ERR_INVALID_ARGUMENT, "max_blocks_per_seq must be >= 1, got %d",
-                p.max_blocks_per_seq);
-  }
-  if (!std::isfinite(p.softmax_scale)) {
-    return fail(err, LKV_ERR_INVALID_ARGUMENT, "softmax_scale must be finite, got %g",
-                p.softmax_scale);
   }
   if (p.form != LKV_PREFILL_AUTO && p.form != LKV_PREFILL_ABSORBED && p.form != LKV_PREFILL_NON_ABSORBED) {
     return fail(err, LKV_ERR_INVALID_ARGUMENT, "form must be 0 (auto), 1 (absorbed) or 2 (non-absorbed), got %d",

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { CacheDtype } from '../../lib/dtypes.js';
 import {
   InvalidArgumentError,
+  type MlaPrefillArgs,
   mlaDecode,
   mlaPrefill,
   mlaPrefillSync,
@@ -40,6 +41,23 @@ function makePrefillCase(
   const kvBProj = bf16 ? Uint16Array.from(f32, (v) => f32ToBf16(v)) : f32;
   const kvB = Float64Array.from(bf16 ? Array.from(kvBProj, (h) => bf16ToF32(h)) : f32);
   return { base, Dn, Dv, qNope, kvBProj, kvB };
+}
+
+/** mlaPrefill's arguments for a case (extra fields override). */
+function argsOf(c: PrefillCase, extra: Partial<MlaPrefillArgs> = {}): MlaPrefillArgs {
+  const s = c.base.shape;
+  return {
+    cache: c.base.view,
+    numHeads: s.numHeads,
+    qLen: s.qLen,
+    qkNopeHeadDim: c.Dn,
+    vHeadDim: c.Dv,
+    qNope: c.qNope,
+    qRope: s.P > 0 ? c.base.qRope : undefined,
+    kvBProj: c.kvBProj,
+    softmaxScale: c.base.softmaxScale,
+    ...extra,
+  };
 }
 
 function want(c: PrefillCase) {
@@ -92,20 +110,7 @@ describe.each(backends)('mla_prefill on $isa', ({ isa, backend }) => {
         const ref = want(c);
         const qBefore = c.qNope.slice();
         for (const form of PREFILL_FORMS) {
-          const got = await mlaPrefill({
-            cache: c.base.view,
-            numHeads: g.shape.numHeads,
-            qLen: g.shape.qLen,
-            qkNopeHeadDim: g.Dn,
-            vHeadDim: g.Dv,
-            qNope: c.qNope,
-            qRope: g.shape.P > 0 ? c.base.qRope : undefined,
-            kvBProj: c.kvBProj,
-            softmaxScale: c.base.softmaxScale,
-            lse: true,
-            form,
-            backend,
-          });
+          const got = await mlaPrefill(argsOf(c, { lse: true, form, backend }));
           const what = `${isa} ${form} ${describeShape(g.shape)} Dn=${g.Dn} Dv=${g.Dv} w=${g.bf16 ? 'bf16' : 'f32'}`;
           // Non-absorbed: f32 arithmetic on exactly decoded rows. Absorbed: mlaDecode's precision.
           const tol = form === 'nonAbsorbed' ? 1e-4 : dtype === 'f32' ? 1e-5 : 1e-2;
@@ -161,18 +166,7 @@ describe.each(backends)('mla_prefill on $isa', ({ isa, backend }) => {
         absorbed[qi * Dv + v] = acc;
       }
     }
-    const got = mlaPrefillSync({
-      cache: c.base.view,
-      numHeads: H,
-      qLen: shape.qLen,
-      qkNopeHeadDim: Dn,
-      vHeadDim: Dv,
-      qNope: c.qNope,
-      qRope: c.base.qRope,
-      kvBProj: c.kvBProj,
-      softmaxScale: c.base.softmaxScale,
-      backend,
-    });
+    const got = mlaPrefillSync(argsOf(c, { backend }));
     // mlaDecode's bf16 dot products round q to bf16 on the SIMD ISAs: the 1e-2 of its contract.
     expect(relativeError(got.out, absorbed)).toBeLessThan(1e-2);
   });
@@ -180,18 +174,7 @@ describe.each(backends)('mla_prefill on $isa', ({ isa, backend }) => {
   it('sync and async give identical bits, and out can be reused', async () => {
     const g = grid('f32')[0]!;
     const c = makePrefillCase(g.shape, g.Dn, g.Dv, g.bf16, 5);
-    const args = {
-      cache: c.base.view,
-      numHeads: g.shape.numHeads,
-      qLen: g.shape.qLen,
-      qkNopeHeadDim: g.Dn,
-      vHeadDim: g.Dv,
-      qNope: c.qNope,
-      qRope: c.base.qRope,
-      kvBProj: c.kvBProj,
-      softmaxScale: c.base.softmaxScale,
-      backend,
-    };
+    const args = argsOf(c, { backend });
     const a = await mlaPrefill(args);
     const out = new Float32Array(a.out.length).fill(Number.NaN);
     const b = mlaPrefillSync({ ...args, out });
@@ -203,17 +186,7 @@ describe.each(backends)('mla_prefill on $isa', ({ isa, backend }) => {
 describe('mla_prefill input checks', () => {
   const g = grid('f32')[0]!;
   const c = makePrefillCase(g.shape, g.Dn, g.Dv, false, 3);
-  const good = {
-    cache: c.base.view,
-    numHeads: g.shape.numHeads,
-    qLen: g.shape.qLen,
-    qkNopeHeadDim: g.Dn,
-    vHeadDim: g.Dv,
-    qNope: c.qNope,
-    qRope: c.base.qRope,
-    kvBProj: c.kvBProj,
-    softmaxScale: c.base.softmaxScale,
-  };
+  const good = argsOf(c);
 
   it('accepts the good arguments', () => {
     expect(() => mlaPrefillSync(good)).not.toThrow();

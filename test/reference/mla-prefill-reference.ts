@@ -4,8 +4,7 @@
  * the native code except for the byte layout of the cache rows.
  */
 
-import { readRow } from './cache-codec.js';
-import type { DecodeInputs } from './mla-reference.js';
+import { type DecodeInputs, sequenceRows } from './mla-reference.js';
 
 export interface PrefillInputs extends DecodeInputs {
   Dn: number;
@@ -21,12 +20,7 @@ export function referencePrefill(x: PrefillInputs): { out: Float64Array; lse: Fl
   const lse = new Float64Array(batch * H * T);
   for (let b = 0; b < batch; b++) {
     const len = x.seqLens[b] as number;
-    const rows = [];
-    for (let j = 0; j < len; j++) {
-      const page = x.blockTable[b * x.maxBlocksPerSeq + Math.floor(j / x.blockSize)] as number;
-      const offset = (page * x.blockSize + (j % x.blockSize)) * x.layout.rowBytes;
-      rows.push(readRow(x.pages, offset, x.layout, x.dtype, R, P * ropeHeads));
-    }
+    const rows = sequenceRows(x, b);
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / (H / ropeHeads));
       const kNope: Float64Array[] = [];

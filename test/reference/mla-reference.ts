@@ -24,18 +24,24 @@ export interface DecodeInputs {
   softmaxScale: number;
 }
 
+/** The decoded rows (latent and rope parts) of sequence b's cached tokens, in order. */
+export function sequenceRows(x: DecodeInputs, b: number): ReturnType<typeof readRow>[] {
+  const rows = [];
+  for (let j = 0; j < (x.seqLens[b] as number); j++) {
+    const page = x.blockTable[b * x.maxBlocksPerSeq + Math.floor(j / x.blockSize)] as number;
+    const offset = (page * x.blockSize + (j % x.blockSize)) * x.layout.rowBytes;
+    rows.push(readRow(x.pages, offset, x.layout, x.dtype, x.R, x.P * x.ropeHeads));
+  }
+  return rows;
+}
+
 export function referenceDecode(x: DecodeInputs): { out: Float64Array; lse: Float64Array } {
   const { batch, qLen, numHeads: H, R, P, ropeHeads } = x;
   const out = new Float64Array(batch * qLen * H * R);
   const lse = new Float64Array(batch * H * qLen);
   for (let b = 0; b < batch; b++) {
     const len = x.seqLens[b] as number;
-    const rows = [];
-    for (let j = 0; j < len; j++) {
-      const page = x.blockTable[b * x.maxBlocksPerSeq + Math.floor(j / x.blockSize)] as number;
-      const offset = (page * x.blockSize + (j % x.blockSize)) * x.layout.rowBytes;
-      rows.push(readRow(x.pages, offset, x.layout, x.dtype, R, P * ropeHeads));
-    }
+    const rows = sequenceRows(x, b);
     for (let s = 0; s < qLen; s++) {
       const visible = Math.max(0, len - qLen + 1 + s);
       for (let h = 0; h < H; h++) {
