@@ -203,6 +203,9 @@ typedef struct lkv_mla_project_append_params {
  * W_UK / W_UV are applied per head, never folded into q_proj / o_proj: for R > Dn, Dv (every
  * DeepSeek and TransMLA shape) the folded matrices are R/Dn times larger and slower (see
  * native/bench/mla_layer_fold_bench.cpp). fold_absorption must be 0 (reserved).
+ * A prompt chunk (q_len > 1, Dn > 0) may run the attention in mla_prefill's non-absorbed form
+ * instead (K_nope and V up-projected from the cache a tile at a time, straight to o) when the
+ * backend estimates it cheaper: the same result up to rounding.
  * Only the cache rows of the new tokens and out are written.
  */
 typedef struct lkv_mla_decode_layer_params {

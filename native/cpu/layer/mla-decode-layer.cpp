@@ -10,6 +10,7 @@
 #include "../../core/error.h"
 #include "../../core/rope.h"
 #include "../../core/validate.h"
+#include "../prefill/mla-prefill.h"
 #include "../thread-pool.h"
 #include "mla-decode-layer.h"
 
@@ -66,7 +67,7 @@ lkv_status run(const lkv_mla_decode_layer_params& p, const KernelTable& kernels,
     gemv_parallel(p.w_q_b, wd, H * qk, Q, cq.data(), Q, T, q.data(), H * qk, isa, pool);
   }
 
-  // 3. Per head: rotated q_pe, and q_latent = W_UK,h^T q_nope (W_UK,h streamed once for all T).
+  // 3. Per head: rotated q_pe.
   pool.for_each(H, [&](int64_t h, int32_t) {
     for (int32_t t = 0; t < T; ++t) {
       const float* head = q.data() + (t * H + h) * qk;
@@ -75,6 +76,26 @@ lkv_status run(const lkv_mla_decode_layer_params& p, const KernelTable& kernels,
       rope_rotate(p.rope.style, inv_freq.data(), attention_factor, static_cast<int32_t>(P),
                   p.positions[t], qr);
     }
+  });
+
+  // 3-5 for a prompt chunk that the prefill cost model sends to the non-absorbed form: K_nope and
+  // V up-projected a tile of cached tokens at a time (mla_prefill), straight to o.
+  if (p.q_len > 1 && Dn > 0) {
+    std::vector<float> q_nope(static_cast<size_t>(T * H * Dn));
+    const lkv_mla_prefill_params pp = layer_prefill_params(p, q_nope.data(), P > 0 ? q_rope.data() : nullptr, o.data());
+    if (mla_prefill_prefers_non_absorbed(pp)) {
+      for (int64_t row = 0; row < T * H; ++row) {
+        std::copy(q.data() + row * qk, q.data() + row * qk + Dn, q_nope.data() + row * Dn);
+      }
+      s = mla_prefill_tiled(pp, kernels.isa, pool, err);
+      if (s != LKV_OK) return s;
+      gemv_parallel(p.w_o, wd, E, H * Dv, o.data(), H * Dv, T, p.out, E, isa, pool);
+      return ok(err);
+    }
+  }
+
+  // 3. q_latent = W_UK,h^T q_nope (W_UK,h streamed once for all T).
+  pool.for_each(H, [&](int64_t h, int32_t) {
     gemv_transposed(rows_at(p.w_kv_b, wd, h * kvb, R), wd, Dn, R, q.data() + h * qk, H * qk, T,
                     q_latent.data() + h * R, H * R, isa);
   });
@@ -119,6 +140,35 @@ lkv_mla_project_append_params layer_append_params(const lkv_mla_decode_layer_par
   a.slot_mapping = slot_mapping;
   a.cache = p.cache;
   return a;
+}
+
+lkv_mla_prefill_params layer_prefill_params(const lkv_mla_decode_layer_params& p, const float* q_nope,
+                                            const float* q_rope, float* out) {
+  lkv_mla_prefill_params pp{};
+  pp.batch = p.batch;
+  pp.q_len = p.q_len;
+  pp.num_heads = p.num_heads;
+  pp.kv_lora_rank = p.kv_lora_rank;
+  pp.rope_dim = p.rope_dim;
+  pp.rope_heads = p.rope_heads;
+  pp.qk_nope_head_dim = p.qk_nope_head_dim;
+  pp.v_head_dim = p.v_head_dim;
+  pp.block_size = p.block_size;
+  pp.num_blocks = p.num_blocks;
+  pp.max_blocks_per_seq = p.max_blocks_per_seq;
+  pp.cache_dtype = p.cache_dtype;
+  pp.weight_dtype = p.weight_dtype;
+  pp.softmax_scale = p.softmax_scale;
+  pp.form = LKV_PREFILL_NON_ABSORBED;
+  pp.q_nope = q_nope;
+  pp.q_rope = q_rope;
+  pp.w_kv_b = p.w_kv_b;
+  pp.cache = p.cache;
+  pp.block_table = p.block_table;
+  pp.seq_lens = p.seq_lens;
+  pp.out = out;
+  pp.lse = nullptr;
+  return pp;
 }
 
 lkv_mla_decode_params layer_attention_params(const lkv_mla_decode_layer_params& p, const float* q_latent,

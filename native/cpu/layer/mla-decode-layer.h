@@ -23,6 +23,10 @@ lkv_status mla_decode_layer_fast(const lkv_mla_decode_layer_params& p, const Ker
 // The layer's KV append and attention core as the per-kernel params both paths hand on.
 lkv_mla_project_append_params layer_append_params(const lkv_mla_decode_layer_params& p,
                                                   const int64_t* slot_mapping);
+// The mla_prefill params of the layer's prompt chunk (non-absorbed form), for rotated q_rope.
+lkv_mla_prefill_params layer_prefill_params(const lkv_mla_decode_layer_params& p, const float* q_nope,
+                                            const float* q_rope, float* out);
+
 lkv_mla_decode_params layer_attention_params(const lkv_mla_decode_layer_params& p, const float* q_latent,
                                              const float* q_rope, float* out);
 

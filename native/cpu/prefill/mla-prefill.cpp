@@ -275,14 +275,12 @@ lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTab
   return ok(err);
 }
 
-namespace {
-
 // Estimated cost of each form per head, in microseconds, fitted to measurements on the 2-core
 // AVX-512-BF16 development machine (DeepSeek-V2-Lite head: R 512, Dn = Dv = 128, H 16 and 128;
 // docs/performance.md). Non-absorbed pays the up-projection per cached token and an f32 GEMM
 // attention per (query, token). Absorbed pays a fixed cost (W_UK transposed to f32), W_UK and
 // W_UV per query (GEMM) and the SIMD bf16 decode per (query, token).
-bool non_absorbed_is_cheaper(const lkv_mla_prefill_params& p) {
+bool mla_prefill_prefers_non_absorbed(const lkv_mla_prefill_params& p) {
   double non_absorbed = 0.0, absorbed = 130.0;
   const double T = p.q_len;
   for (int32_t b = 0; b < p.batch; ++b) {
@@ -293,11 +291,9 @@ bool non_absorbed_is_cheaper(const lkv_mla_prefill_params& p) {
   return non_absorbed < absorbed;
 }
 
-}  // namespace
-
 lkv_status mla_prefill_fast(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
                             lkv_error* err) {
-  const bool tiled = p.form == LKV_PREFILL_NON_ABSORBED || (p.form == LKV_PREFILL_AUTO && non_absorbed_is_cheaper(p));
+  const bool tiled = p.form == LKV_PREFILL_NON_ABSORBED || (p.form == LKV_PREFILL_AUTO && mla_prefill_prefers_non_absorbed(p));
   if (tiled) return mla_prefill_tiled(p, kernels.isa, pool, err);
   return mla_prefill_absorbed(p, kernels, pool, err);
 }

@@ -19,7 +19,11 @@ lkv_status mla_prefill_tiled(const lkv_mla_prefill_params& p, lkv_cpu_isa isa, T
 lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
                                 lkv_error* err);
 
-// Picks the cheaper form for these params (see mla-prefill.cpp).
+// Whether the non-absorbed form is estimated cheaper than the absorbed one for these params
+// (a cost model fitted to measurements, see mla-prefill.cpp); mla_decode_layer asks it too.
+bool mla_prefill_prefers_non_absorbed(const lkv_mla_prefill_params& p);
+
+// Picks the cheaper form for these params.
 lkv_status mla_prefill_fast(const lkv_mla_prefill_params& p, const KernelTable& kernels, ThreadPool& pool,
                             lkv_error* err);
 
