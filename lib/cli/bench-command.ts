@@ -11,6 +11,7 @@ import { GqaCache } from '../gqa/gqa-cache.js';
 import { gqaDecodeSync } from '../gqa/gqa-decode.js';
 import { mlaDecodeSync } from '../mla/decode.js';
 import { cacheRowLayout, type PagedCacheView } from '../mla/paged-cache.js';
+import { benchPrefill, formatPrefillBench } from '../mla/prefill-bench.js';
 import { projectAppendSync } from '../mla/project-append.js';
 import { benchMtla, formatMtlaBench } from '../mtla/bench.js';
 import type { NativeCeilings } from '../native/binding-types.js';
@@ -169,6 +170,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     threads: 'value',
     mtla: 'flag',
     tpla: 'flag',
+    prefill: 'flag',
   });
   const quick = args.flags.has('quick');
   const json = args.flags.has('json');
@@ -359,6 +361,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
     log('');
     log('TPLA (H=16, R=512, P=64): per-shard work and sharded decode against one shard');
     log(formatTplaBench(tpla));
+  }
+  if (args.flags.has('prefill')) {
+    const prefill = benchPrefill(fast, undefined, reps);
+    extensions.prefill = prefill;
+    log('');
+    log(
+      'mla_prefill (R=512, P=64, Dn=Dv=128, bf16 cache and kv_b_proj, one sequence): the two forms and auto',
+    );
+    log(formatPrefillBench(prefill));
   }
   if (json) console.log(JSON.stringify({ backend: info, ceilings, rows, ...extensions }, null, 2));
   if (evictSink < 0) console.log(''); // keeps the eviction sweep from being optimised away

@@ -13,7 +13,7 @@ commands:
                                      the main job: stories15M (fetched from npm, cached) converted to
                                      MLA at several KV budgets; quality, KV bytes, decode speed, stories
   info [--json]                      backend, CPU ISA, threads and versions in use
-  bench [--quick] [--json] [--mtla] [--tpla]
+  bench [--quick] [--json] [--mtla] [--tpla] [--prefill]
                                      kernel benchmark against this machine's ceilings
   convert <in> <out> [options]       GQA/MHA -> MLA (TransMLA, MHA2MLA); convert --help
   generate <model> --prompt TEXT     stream a continuation (model: stories15M, a llama2.c .bin,
