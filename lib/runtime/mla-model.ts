@@ -1,16 +1,19 @@
 /**
  * MlaModel: an MLA checkpoint in the DeepSeek-V2/V3 layout (lib/model/mla-weights.ts) run with one
- * paged LatentCache per layer through the native kernels, in the absorbed form:
+ * paged LatentCache per layer through the native kernels. In the absorbed form:
  *
  *   q = q_proj x (or q_b_proj RMSNorm(q_a_proj x)), per head [q_nope (Dn) | q_rope (P)]
  *   q_latent_h = W_UK,h^T q_nope_h          (W_UK,h: the Dn key rows of head h in kv_b_proj)
  *   q_rope_h   = RoPE(q_rope_h)             (same frequencies as the cache's rope keys)
  *   cache.append: mla_project_append does kv_a_proj_with_mqa + kv_a_layernorm + RoPE + write
- *   o_latent   = mla_decode(q_latent, q_rope) (qLen = T for a prompt, causal inside the window)
+ *   o_latent   = mla_decode(q_latent, q_rope) (qLen = T for a prompt, causal inside the window;
+ *                prompts may take mla_prefill's non-absorbed form instead, same result)
  *   o_h        = W_UV,h o_latent_h          (W_UV,h: the Dv value rows of head h)
  *   x         += o_proj [o_1 .. o_H]
  *
- * W_UK,h is kept transposed per head ([R, Dn]) so that both products are row-major dot products.
+ * With one rope frequency set per layer the whole step is mla_decode_layer (native). Otherwise
+ * (per-rope-head frequency tables) the rows are finished here and the attention, W_UK and W_UV
+ * included, is mla_prefill in whichever form it estimates cheaper.
  */
 
 import { type Backend, getBackend } from '../backend.js';
@@ -18,6 +21,7 @@ import { CACHE_DTYPES, type CacheDtype } from '../dtypes.js';
 import { mlaDecodeSync } from '../mla/decode.js';
 import { type MlaLayerWeights, mlaDecodeLayerSync } from '../mla/decode-layer.js';
 import { LatentCache } from '../mla/latent-cache.js';
+import { mlaPrefillSync } from '../mla/prefill.js';
 import type { RopeConfig } from '../mla/rope.js';
 import { assertMlaWeightsMatch, type MlaCheckpoint, type MlaConfig } from '../model/mla-weights.js';
 import { oneOf } from '../validate.js';
@@ -45,13 +49,6 @@ interface LayerRope {
   identity: Float32Array | null;
 }
 
-interface AbsorbedLayer {
-  /** [H, R, Dn]: W_UK,h transposed, so q_latent_h[c] = sum_d wUkT[h][c, d] q_nope_h[d]. */
-  wUkT: Float32Array;
-  /** [H, Dv, R]: the value rows of kv_b_proj, head by head (a view when contiguous). */
-  wUv: Float32Array[];
-}
-
 export class MlaModel extends TransformerRuntime {
   readonly kind = 'mla' as const;
   readonly cacheDtype: CacheDtype;
@@ -61,7 +58,8 @@ export class MlaModel extends TransformerRuntime {
   readonly rope: RopeConfig;
   readonly #checkpoint: MlaCheckpoint;
   protected readonly layerCaches: LayerCaches<LatentCache>;
-  readonly #absorbed: AbsorbedLayer[];
+  /** Per layer, per head: W_UV,h [Dv, R], a view of kv_b_proj (the Dn = 0 attention path). */
+  readonly #wUv: Float32Array[][];
   readonly #layerRopes: LayerRope[];
   readonly #backend: Backend;
 
@@ -95,19 +93,12 @@ export class MlaModel extends TransformerRuntime {
     this.#layerRopes = weights.layers.map((layer) =>
       this.#layerRope(layer.ropeInvFreq ?? config.ropeInvFreq),
     );
-    this.#absorbed = weights.layers.map((layer) => {
-      const wUkT = new Float32Array(H * R * Dn);
-      const wUv: Float32Array[] = [];
-      for (let h = 0; h < H; h++) {
-        const keyRows = h * (Dn + Dv) * R;
-        for (let d = 0; d < Dn; d++) {
-          for (let c = 0; c < R; c++) wUkT[(h * R + c) * Dn + d] = layer.kvBProj[keyRows + d * R + c]!;
-        }
-        const valueRows = keyRows + Dn * R;
-        wUv.push(layer.kvBProj.subarray(valueRows, valueRows + Dv * R));
-      }
-      return { wUkT, wUv };
-    });
+    this.#wUv = weights.layers.map((layer) =>
+      Array.from({ length: H }, (_, h) => {
+        const valueRows = (h * (Dn + Dv) + Dn) * R;
+        return layer.kvBProj.subarray(valueRows, valueRows + Dv * R);
+      }),
+    );
   }
 
   #layerRope(table: Float64Array | null | undefined): LayerRope {
@@ -155,7 +146,6 @@ export class MlaModel extends TransformerRuntime {
     const rope = this.#layerRopes[l]!;
     // One rope frequency set per layer: the whole step runs in the fused native kernel.
     if (rope.identity === null) return this.#fusedAttention(l, normed, batch, rope.native);
-    const absorbed = this.#absorbed[l]!;
     const { rows, tokensPerSeq } = batch;
     const qWidth = Dn + P;
 
@@ -170,21 +160,12 @@ export class MlaModel extends TransformerRuntime {
       if (layer.qALayernorm !== null) rmsNormRows(qA, qA, layer.qALayernorm, normEps, rows, rank);
       linear(q, qA, layer.qBProj!, rows, H * qWidth, rank);
     }
-    const qLatent = new Float32Array(rows * H * R);
+    const qNope = new Float32Array(rows * H * Dn);
     const qRope = new Float32Array(rows * H * P);
     for (let row = 0; row < rows; row++) {
       for (let h = 0; h < H; h++) {
         const qBase = (row * H + h) * qWidth;
-        if (Dn > 0) {
-          const latentBase = (row * H + h) * R;
-          const wBase = h * R * Dn;
-          for (let c = 0; c < R; c++) {
-            const w = wBase + c * Dn;
-            let sum = 0;
-            for (let d = 0; d < Dn; d++) sum += absorbed.wUkT[w + d]! * q[qBase + d]!;
-            qLatent[latentBase + c] = sum;
-          }
-        }
+        qNope.set(q.subarray(qBase, qBase + Dn), (row * H + h) * Dn);
         qRope.set(q.subarray(qBase + Dn, qBase + qWidth), (row * H + h) * P);
       }
       if (P > 0) {
@@ -230,28 +211,45 @@ export class MlaModel extends TransformerRuntime {
       cache.appendSync(id, args);
     });
 
-    const { out } = mlaDecodeSync({
-      cache: cache.view(ids),
-      numHeads: H,
-      qLen: tokensPerSeq,
-      qLatent,
-      ...(P > 0 ? { qRope } : {}),
-      softmaxScale: config.softmaxScale,
-      backend: this.#backend,
-    });
-
-    // Per head W_UV on the latent output, then o_proj.
-    const heads = new Float32Array(rows * H * Dv);
-    for (let row = 0; row < rows; row++) {
-      for (let h = 0; h < H; h++) {
-        const wUv = absorbed.wUv[h]!;
-        const o = (row * H + h) * R;
-        const dst = (row * H + h) * Dv;
-        for (let d = 0; d < Dv; d++) {
-          const w = d * R;
-          let sum = 0;
-          for (let c = 0; c < R; c++) sum += wUv[w + c]! * out[o + c]!;
-          heads[dst + d] = sum;
+    // The attention, W_UK and W_UV included: mla_prefill (its cheaper form for this step). With
+    // Dn = 0 (rope-only keys, some MHA2MLA conversions) the latent query is zero, so only the rope
+    // part scores: mla_decode on it, then W_UV per head.
+    let heads: Float32Array;
+    if (Dn > 0) {
+      heads = mlaPrefillSync({
+        cache: cache.view(ids),
+        numHeads: H,
+        qLen: tokensPerSeq,
+        qkNopeHeadDim: Dn,
+        vHeadDim: Dv,
+        qNope,
+        ...(P > 0 ? { qRope } : {}),
+        kvBProj: layer.kvBProj,
+        softmaxScale: config.softmaxScale,
+        backend: this.#backend,
+      }).out;
+    } else {
+      const { out } = mlaDecodeSync({
+        cache: cache.view(ids),
+        numHeads: H,
+        qLen: tokensPerSeq,
+        qLatent: new Float32Array(rows * H * R),
+        ...(P > 0 ? { qRope } : {}),
+        softmaxScale: config.softmaxScale,
+        backend: this.#backend,
+      });
+      heads = new Float32Array(rows * H * Dv);
+      for (let row = 0; row < rows; row++) {
+        for (let h = 0; h < H; h++) {
+          const wUv = this.#wUv[l]![h]!;
+          const o = (row * H + h) * R;
+          const dst = (row * H + h) * Dv;
+          for (let d = 0; d < Dv; d++) {
+            const w = d * R;
+            let sum = 0;
+            for (let c = 0; c < R; c++) sum += wUv[w + c]! * out[o + c]!;
+            heads[dst + d] = sum;
+          }
         }
       }
     }
