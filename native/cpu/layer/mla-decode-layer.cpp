@@ -7,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "../../core/attention-fields.h"
 #include "../../core/error.h"
 #include "../../core/rope.h"
 #include "../../core/validate.h"
@@ -145,27 +146,14 @@ lkv_mla_project_append_params layer_append_params(const lkv_mla_decode_layer_par
 lkv_mla_prefill_params layer_prefill_params(const lkv_mla_decode_layer_params& p, const float* q_nope,
                                             const float* q_rope, float* out) {
   lkv_mla_prefill_params pp{};
-  pp.batch = p.batch;
-  pp.q_len = p.q_len;
-  pp.num_heads = p.num_heads;
-  pp.kv_lora_rank = p.kv_lora_rank;
-  pp.rope_dim = p.rope_dim;
-  pp.rope_heads = p.rope_heads;
+  copy_attention_fields(p, pp);
   pp.qk_nope_head_dim = p.qk_nope_head_dim;
   pp.v_head_dim = p.v_head_dim;
-  pp.block_size = p.block_size;
-  pp.num_blocks = p.num_blocks;
-  pp.max_blocks_per_seq = p.max_blocks_per_seq;
-  pp.cache_dtype = p.cache_dtype;
   pp.weight_dtype = p.weight_dtype;
-  pp.softmax_scale = p.softmax_scale;
   pp.form = LKV_PREFILL_NON_ABSORBED;
   pp.q_nope = q_nope;
   pp.q_rope = q_rope;
   pp.w_kv_b = p.w_kv_b;
-  pp.cache = p.cache;
-  pp.block_table = p.block_table;
-  pp.seq_lens = p.seq_lens;
   pp.out = out;
   pp.lse = nullptr;
   return pp;
@@ -174,22 +162,9 @@ lkv_mla_prefill_params layer_prefill_params(const lkv_mla_decode_layer_params& p
 lkv_mla_decode_params layer_attention_params(const lkv_mla_decode_layer_params& p, const float* q_latent,
                                              const float* q_rope, float* out) {
   lkv_mla_decode_params d{};
-  d.batch = p.batch;
-  d.q_len = p.q_len;
-  d.num_heads = p.num_heads;
-  d.kv_lora_rank = p.kv_lora_rank;
-  d.rope_dim = p.rope_dim;
-  d.rope_heads = p.rope_heads;
-  d.block_size = p.block_size;
-  d.num_blocks = p.num_blocks;
-  d.max_blocks_per_seq = p.max_blocks_per_seq;
-  d.cache_dtype = p.cache_dtype;
-  d.softmax_scale = p.softmax_scale;
+  copy_attention_fields(p, d);
   d.q_latent = q_latent;
   d.q_rope = q_rope;
-  d.cache = p.cache;
-  d.block_table = p.block_table;
-  d.seq_lens = p.seq_lens;
   d.out = out;
   d.lse = nullptr;
   return d;

@@ -16,6 +16,7 @@
 #include <new>
 #include <vector>
 
+#include "../../core/attention-fields.h"
 #include "../../core/cache-layout.h"
 #include "../../core/error.h"
 #include "../../core/numeric.h"
@@ -235,20 +236,11 @@ lkv_status mla_prefill_absorbed(const lkv_mla_prefill_params& p, const KernelTab
       // The chunk's queries t0..t0+n-1 sit at the end of a sequence of len - T + t0 + n tokens.
       lens[0] = std::max(0, len - T + t0 + n);
       lkv_mla_decode_params d{};
+      copy_attention_fields(p, d);
       d.batch = 1;
       d.q_len = n;
-      d.num_heads = H;
-      d.kv_lora_rank = R;
-      d.rope_dim = P;
-      d.rope_heads = p.rope_heads;
-      d.block_size = p.block_size;
-      d.num_blocks = p.num_blocks;
-      d.max_blocks_per_seq = p.max_blocks_per_seq;
-      d.cache_dtype = p.cache_dtype;
-      d.softmax_scale = p.softmax_scale;
       d.q_latent = q_latent.data();
       d.q_rope = P > 0 ? p.q_rope + q0 * P : nullptr;
-      d.cache = p.cache;
       d.block_table = p.block_table + static_cast<int64_t>(b) * p.max_blocks_per_seq;
       d.seq_lens = lens.data();
       d.out = latent.data();
