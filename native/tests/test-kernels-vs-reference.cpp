@@ -33,6 +33,9 @@ std::vector<DecodeShape> decode_grid() {
     grid.push_back({2, 1, 3, 17, 0, 1, 5, d, {11, 0}});       // no rope part
     grid.push_back({1, 1, 32, 80, 8, 1, 32, d, {300}});       // 2 m-vectors, P.C tail rows
     grid.push_back({1, 2, 8, 104, 8, 1, 16, d, {260}});       // R = 3 x 32 + 8, Sq x H = 16
+    // Several tiles per split over one-token and odd pages: the prefetch stream's runs.
+    grid.push_back({2, 1, 16, 64, 16, 1, 1, d, {700, 385}});
+    grid.push_back({1, 1, 16, 64, 16, 1, 3, d, {1100}});
   }
   return grid;
 }
