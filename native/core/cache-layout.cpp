@@ -24,6 +24,7 @@ float load(const uint8_t* p, lkv_dtype d, int64_t i) {
     }
     case LKV_DTYPE_INT8: return static_cast<float>(static_cast<int8_t>(p[i]));
     case LKV_DTYPE_FP8_E4M3: return fp8_e4m3_to_f32(p[i]);
+    default: break;  // not a valid value: handled below
   }
   return NAN;
 }
@@ -47,6 +48,7 @@ void store(uint8_t* p, lkv_dtype d, int64_t i, float v) {
       return;
     }
     case LKV_DTYPE_FP8_E4M3: p[i] = f32_to_fp8_e4m3(v); return;
+    default: break;  // not a valid value: handled below
   }
 }
 
@@ -107,6 +109,7 @@ const char* lkv_dtype_name(lkv_dtype dtype) {
     case LKV_DTYPE_BF16: return "bf16";
     case LKV_DTYPE_INT8: return "int8";
     case LKV_DTYPE_FP8_E4M3: return "fp8_e4m3";
+    default: break;  // not a valid value: handled below
   }
   return "unknown";
 }
@@ -118,6 +121,7 @@ size_t lkv_dtype_size(lkv_dtype dtype) {
     case LKV_DTYPE_BF16: return 2;
     case LKV_DTYPE_INT8:
     case LKV_DTYPE_FP8_E4M3: return 1;
+    default: break;  // not a valid value: handled below
   }
   return 0;
 }

@@ -26,6 +26,7 @@ extern "C" const char* lkv_status_name(lkv_status status) {
     case LKV_ERR_OUT_OF_MEMORY: return "LKV_ERR_OUT_OF_MEMORY";
     case LKV_ERR_BACKEND_UNAVAILABLE: return "LKV_ERR_BACKEND_UNAVAILABLE";
     case LKV_ERR_INTERNAL: return "LKV_ERR_INTERNAL";
+    default: break;  // not a valid value: handled below
   }
   return "LKV_ERR_UNKNOWN";
 }

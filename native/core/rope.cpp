@@ -74,6 +74,7 @@ lkv_status validate_rope(const lkv_rope_params& rope, int32_t rope_dim, lkv_erro
         }
       }
       return ok(err);
+    default: break;  // not a valid value: handled below
   }
   return fail(err, LKV_ERR_INVALID_ARGUMENT,
               "rope.scaling must be none, linear, llama3, yarn or table (0..4), got %d",

@@ -170,6 +170,7 @@ const char* lkv_cpu_isa_name(lkv_cpu_isa isa) {
     case LKV_CPU_ISA_AVX512: return "avx512";
     case LKV_CPU_ISA_AVX512BF16: return "avx512bf16";
     case LKV_CPU_ISA_NEON: return "neon";
+    default: break;  // not a valid value: handled below
   }
   return "unknown";
 }

@@ -31,7 +31,8 @@ typedef enum lkv_status {
   LKV_ERR_UNSUPPORTED = 2,      /* valid request this backend or ISA cannot serve       */
   LKV_ERR_OUT_OF_MEMORY = 3,
   LKV_ERR_BACKEND_UNAVAILABLE = 4, /* backend or ISA not present on this machine        */
-  LKV_ERR_INTERNAL = 5
+  LKV_ERR_INTERNAL = 5,
+  LKV_STATUS_RANGE_ = 0x7fffffff /* not a status: see LKV_DTYPE_RANGE_ */
 } lkv_status;
 
 #define LKV_ERROR_MESSAGE_CAPACITY 512
@@ -53,7 +54,10 @@ typedef enum lkv_dtype {
   LKV_DTYPE_F16 = 1,
   LKV_DTYPE_BF16 = 2,
   LKV_DTYPE_INT8 = 3,    /* cache only: symmetric, one f32 scale per token  */
-  LKV_DTYPE_FP8_E4M3 = 4 /* cache only: OCP e4m3fn, one f32 scale per token */
+  LKV_DTYPE_FP8_E4M3 = 4, /* cache only: OCP e4m3fn, one f32 scale per token */
+  /* Not a type. It makes every int32 value a value of the enum, so an out-of-range value from a
+     caller is data that validation rejects, not undefined behaviour (the same in every enum). */
+  LKV_DTYPE_RANGE_ = 0x7fffffff
 } lkv_dtype;
 
 const char* lkv_dtype_name(lkv_dtype dtype);
@@ -85,7 +89,8 @@ lkv_status lkv_cache_layout_get(lkv_dtype cache_dtype, int32_t kv_lora_rank, int
 
 typedef enum lkv_rope_style {
   LKV_ROPE_INTERLEAVED = 0, /* rotate pairs (2i, 2i+1): DeepSeek MLA, llama2.c      */
-  LKV_ROPE_HALF_SPLIT = 1   /* rotate pairs (i, i + P/2): Hugging Face Llama/Qwen */
+  LKV_ROPE_HALF_SPLIT = 1,  /* rotate pairs (i, i + P/2): Hugging Face Llama/Qwen */
+  LKV_ROPE_STYLE_RANGE_ = 0x7fffffff
 } lkv_rope_style;
 
 typedef enum lkv_rope_scaling {
@@ -93,7 +98,8 @@ typedef enum lkv_rope_scaling {
   LKV_ROPE_SCALING_LINEAR = 1, /* inv_freq / factor                                  */
   LKV_ROPE_SCALING_LLAMA3 = 2, /* factor, low/high_freq_factor, original_max_position */
   LKV_ROPE_SCALING_YARN = 3,   /* factor, beta_fast/slow, original_max_position, mscale */
-  LKV_ROPE_SCALING_TABLE = 4   /* inv_freq[P/2] given explicitly                      */
+  LKV_ROPE_SCALING_TABLE = 4,  /* inv_freq[P/2] given explicitly                      */
+  LKV_ROPE_SCALING_RANGE_ = 0x7fffffff
 } lkv_rope_scaling;
 
 typedef struct lkv_rope_params {
@@ -306,7 +312,8 @@ typedef struct lkv_gqa_append_params {
 typedef enum lkv_prefill_form {
   LKV_PREFILL_AUTO = 0,         /* the backend picks the cheaper form for the shape      */
   LKV_PREFILL_ABSORBED = 1,     /* W_UK into the query, mla_decode with Sq = T, then W_UV */
-  LKV_PREFILL_NON_ABSORBED = 2  /* K_nope and V up-projected a tile of tokens at a time  */
+  LKV_PREFILL_NON_ABSORBED = 2, /* K_nope and V up-projected a tile of tokens at a time  */
+  LKV_PREFILL_FORM_RANGE_ = 0x7fffffff
 } lkv_prefill_form;
 
 typedef struct lkv_mla_prefill_params {
@@ -367,7 +374,8 @@ typedef enum lkv_cpu_isa {
   LKV_CPU_ISA_AVX2 = 1,      /* AVX2 + FMA + F16C                          */
   LKV_CPU_ISA_AVX512 = 2,    /* AVX-512 F/BW/VL/DQ                         */
   LKV_CPU_ISA_AVX512BF16 = 3,/* AVX-512 with vdpbf16ps                     */
-  LKV_CPU_ISA_NEON = 4
+  LKV_CPU_ISA_NEON = 4,
+  LKV_CPU_ISA_RANGE_ = 0x7fffffff
 } lkv_cpu_isa;
 
 const char* lkv_cpu_isa_name(lkv_cpu_isa isa);

@@ -176,6 +176,7 @@ inline void row_to_f32(const Decode& d, const uint8_t* src, float* dst) {
       i = K;
       break;
     }
+    default: break;  // validated by the caller
   }
   for (; i < d.Kc; ++i) dst[i] = 0.0f;
 }
