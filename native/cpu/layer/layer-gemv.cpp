@@ -315,11 +315,48 @@ __attribute__((target("avx2,fma"))) LKV_INLINE void tokens256(const void* w, int
   }
 }
 
+// One token: as rows8_t1 with 8-lane vectors (the same 8 rows, streams and prefetch).
+template <bool kBf16>
+__attribute__((target("avx2,fma"))) LKV_INLINE void rows8_t1_avx2(const void* w, int64_t o, int64_t cols,
+                                                                  const float* x, float* y) {
+  constexpr int64_t esz = kBf16 ? 2 : 4;
+  constexpr int64_t per_line = 64 / esz;
+  const char* base = static_cast<const char*>(w) + o * cols * esz;
+  __m256 acc[kT1Rows];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  int64_t e = 0;
+  for (; e + 8 <= cols; e += 8) {
+    if (e % per_line == 0)
+      for (int r = 0; r < kT1Rows; ++r) _mm_prefetch(base + (r * cols + e) * esz + kT1Ahead, _MM_HINT_T0);
+    const __m256 xv = _mm256_loadu_ps(x + e);
+    for (int r = 0; r < kT1Rows; ++r) {
+      __m256 wv;
+      if constexpr (kBf16) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(
+            static_cast<const uint16_t*>(w) + (o + r) * cols + e));
+        wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+      } else {
+        wv = _mm256_loadu_ps(static_cast<const float*>(w) + (o + r) * cols + e);
+      }
+      acc[r] = _mm256_fmadd_ps(wv, xv, acc[r]);
+    }
+  }
+  for (int r = 0; r < kT1Rows; ++r) {  // the lane order of block256
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc[r]);
+    float sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+    for (int64_t i = e; i < cols; ++i) sum += load1<kBf16>(w, (o + r) * cols + i) * x[i];
+    y[o + r] = sum;
+  }
+}
+
 template <bool kBf16>
 __attribute__((target("avx2,fma"))) void rows256(const void* w, int64_t rb, int64_t re, int64_t cols,
                                                  const float* x, int64_t xs, int32_t T, float* y,
                                                  int64_t ys) {
   int64_t o = rb;
+  if (T == 1)
+    for (; o + kT1Rows <= re; o += kT1Rows) rows8_t1_avx2<kBf16>(w, o, cols, x, y);
   for (; o + 2 <= re; o += 2) tokens256<kBf16, 2>(w, o, cols, x, xs, T, y, ys);
   if (o < re) tokens256<kBf16, 1>(w, o, cols, x, xs, T, y, ys);
 }
